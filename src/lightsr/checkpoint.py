@@ -1,0 +1,152 @@
+"""Reading and writing weights, safely and strictly.
+
+* ``.pth``/``.pt`` files are read with ``torch.load(weights_only=True)``: no pickled code runs.
+* ``.safetensors`` files are read with safetensors.
+* Official checkpoints keep their tensors at the top level or under ``params_ema`` / ``params`` /
+  ``state_dict`` / ``model``, sometimes with a ``module.`` (DataParallel) prefix; all are accepted.
+* Loading is strict: a missing, unexpected or mis-shaped tensor is a :class:`LightSRError` that
+  lists what differs, so a checkpoint of another architecture or scale is caught, never half-loaded.
+* Buffers the official code saves but that are derived from the architecture (relative-position
+  indices, shifted-window masks) are dropped before the check.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from .errors import LightSRError
+
+_NESTED_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
+# suffixes of buffers recomputed from the architecture; official checkpoints may carry them
+DERIVED_BUFFERS = ("relative_position_index", "relative_position_index_SA", "attn_mask",
+                   "relative_coords_table", "position_index")
+
+
+def read_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a flat ``{name: tensor}`` dict from a .pth/.pt/.ckpt or .safetensors file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LightSRError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise LightSRError(f"checkpoint is empty (0 bytes): {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd: Mapping = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or a pickle with code in it
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise LightSRError(f"cannot read checkpoint {path}: {reason}") from None
+    if not isinstance(sd, Mapping):
+        raise LightSRError(f"checkpoint {path} holds a {type(sd).__name__}, not a state dict")
+    if key is not None:
+        if key not in sd:
+            raise LightSRError(f"checkpoint {path} has no entry {key!r} (it has {', '.join(map(str, sd))})")
+        sd = sd[key]
+    else:
+        for k in _NESTED_KEYS:
+            if k in sd and isinstance(sd[k], Mapping):
+                sd = sd[k]
+                break
+    tensors = {str(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise LightSRError(f"checkpoint {path} contains no tensors")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _short(names: list[str], n: int = 4) -> str:
+    more = f" (+{len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> dict:
+    """Return ``sd`` filtered of derived buffers; raise a one-line error if it does not fit ``model``."""
+    own = model.state_dict()
+    sd = {k: v for k, v in sd.items() if k in own or k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
+    missing = [k for k in own if k not in sd and k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        name = getattr(model, "registry_name", type(model).__name__)
+        scale = getattr(model, "scale", None)
+        what = f"{name}" + (f" x{scale:g}" if isinstance(scale, (int, float)) else "")
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing ({_short(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected ({_short(unexpected)})")
+        if shapes:
+            parts.append(f"{len(shapes)} of another shape ({_short(shapes, 2)})")
+        hint = ""
+        if shapes and not missing and not unexpected:
+            hint = "; was it trained for another scale or width?"
+        elif missing and unexpected:
+            hint = "; is it a checkpoint of another architecture?"
+        raise LightSRError(f"{source} does not fit model {what}: " + "; ".join(parts) + hint)
+    return {k: v for k, v in sd.items() if k in own}
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, key: str | None = None) -> nn.Module:
+    """Load weights from ``path`` into ``model`` with strict checking; returns the model."""
+    sd = read_state_dict(path, key)
+    sd = check_state_dict(model, sd, source=f"checkpoint {path}")
+    model.load_state_dict(sd, strict=False)  # strictness checked above, derived buffers excluded
+    return model
+
+
+def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Path:
+    """Call ``write(tmp_path)`` and move the result to ``path``; never clobber unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise LightSRError(f"{path} exists; refusing to overwrite it (pass --overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_weights(state: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike,
+                 metadata: Mapping[str, object] | None = None, overwrite: bool = False) -> Path:
+    """Save a state dict as safetensors (metadata values stored as JSON strings)."""
+    from safetensors.torch import save_file
+
+    sd = state.state_dict() if isinstance(state, nn.Module) else state
+    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()
+          if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
+    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    return atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=meta), overwrite=overwrite)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, object]:
+    """Metadata stored by :func:`save_weights` (empty for other files)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return {}
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    out = {}
+    for k, v in meta.items():
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out

@@ -1,0 +1,115 @@
+"""A small model registry: names -> typed builder functions.
+
+Every architecture file in ``lightsr/models`` registers its builders with :func:`register_model`.
+Model files are discovered automatically (every module in this package is imported on first use),
+so adding a model means adding one file.
+
+Conventions every registered model follows
+------------------------------------------
+* ``forward(x)`` takes RGB in [0, 1], shape (B, 3, h, w), any h and w (models pad internally and
+  crop back), and returns (B, 3, s*h, s*w), not clamped.
+* ``model.scale`` is the integer up-scaling factor of fixed-scale models.
+* Continuous-scale (arbitrary-scale) models set ``model.continuous = True`` and take
+  ``forward(x, scale=s)`` where ``s`` is a float or an (s_h, s_w) pair; the output is
+  (round(h*s_h), round(w*s_w)).
+* State-dict keys follow the official code, so official checkpoints load strictly.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from ..errors import LightSRError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    scales: tuple[float, ...] | None  # None: continuous (any scale)
+    paper: str = ""
+    family: str = ""
+    # scale -> file name under lightsr/weights/ (weights trained by this project and shipped)
+    pretrained: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        return self.builder.__module__.rsplit(".", 1)[-1]
+
+    @property
+    def doc(self) -> str:
+        return (self.builder.__doc__ or "").strip().splitlines()[0] if self.builder.__doc__ else ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_DISCOVERED = False
+
+
+def register_model(
+    name: str,
+    *,
+    scales: tuple[float, ...] | None = (2, 3, 4),
+    paper: str = "",
+    family: str = "",
+    pretrained: dict[int, str] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering ``builder(scale=..., **options) -> nn.Module`` under ``name``."""
+
+    def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY and _REGISTRY[name].builder is not builder:
+            raise ValueError(f"model name {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, scales, paper, family, dict(pretrained or {}))
+        return builder
+
+    return deco
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    pkg = importlib.import_module("lightsr.models")
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name != "registry" and not info.name.startswith("_"):
+            importlib.import_module(f"lightsr.models.{info.name}")
+
+
+def get_entry(name: str) -> ModelEntry:
+    _discover()
+    key = name.lower().replace("-", "_")
+    if key not in _REGISTRY:
+        close = difflib.get_close_matches(key, list(_REGISTRY), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; `lightsr list-models` lists them"
+        raise LightSRError(f"unknown model {name!r}{hint}")
+    return _REGISTRY[key]
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, optionally filtered by a substring."""
+    _discover()
+    names = sorted(_REGISTRY)
+    return [n for n in names if pattern is None or pattern.lower() in n]
+
+
+def create_model(name: str, scale: float | None = None, **options: Any) -> nn.Module:
+    """Build a registered model. ``scale`` defaults to 4 (or the entry's only scale)."""
+    entry = get_entry(name)
+    if entry.scales is not None:
+        if scale is None:
+            scale = 4 if 4 in entry.scales else entry.scales[-1]
+        if float(scale) != int(scale) or int(scale) not in entry.scales:
+            allowed = ", ".join(f"x{s:g}" for s in entry.scales)
+            raise LightSRError(f"model {entry.name} supports scales {allowed}, not x{scale:g}")
+        scale = int(scale)
+    try:
+        if scale is None:
+            return entry.builder(**options)
+        return entry.builder(scale=scale, **options)
+    except TypeError as exc:  # an unknown option
+        raise LightSRError(f"model {entry.name}: {exc}") from None
