@@ -22,8 +22,8 @@ _LAZY = {
     "load_checkpoint": "lightsr.checkpoint",
     "save_weights": "lightsr.checkpoint",
     "imresize": "lightsr.resize",
-    "load": "lightsr.upscale",
-    "upscale": "lightsr.upscale",
+    "load": "lightsr.upscaler",
+    "upscale": "lightsr.upscaler",
     "LightSRError": "lightsr.errors",
 }
 

@@ -46,7 +46,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--weights", help="checkpoint (.pth or .safetensors)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of HR images")
     p.add_argument("--json", metavar="FILE", help="write per-set and per-image figures")
-    p.add_argument("--save-images", metavar="DIR", help="write the SR images here")
+    p.add_argument("--save-images", metavar="DIR", help="write the SR images here (DIR/<dataset>/<name>.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file or saved images")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotate ensemble")
     p.add_argument("--protocol", choices=["standard", "matlab"], default="standard",
                    help="standard: float Y, gray replicated to RGB (today's tables); matlab: rounded Y")
@@ -71,17 +72,93 @@ def _add_list(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model (recipes, resume, torchrun)")
+    p = sub.add_parser("train", help="train a model (recipes, resume, torchrun)",
+                       description="Train a model: `lightsr train --recipe NAME` or the study-notes form "
+                       "`lightsr train --train_dir DIR --val_dir DIR --scale 2 --epochs 100 --batch_size 16 "
+                       "--patch_size 128`. Flags override the recipe. Same command under `torchrun "
+                       "--nproc_per_node N -m lightsr train ...` for DDP (batch size is per process).")
+
+    def flag(name: str, **kw) -> None:  # --study_notes_spelling and --dash-spelling alike
+        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        p.add_argument(*names, dest=name, **kw)
+
+    flag("recipe", help="preset (lightsr.train.recipes): rdb_esa, c2d_stage1, c2d_stage2, c2d_discrete, "
+         "hasn_stage1, hasn_stage2, anysr")
+    flag("model", help="registered model name (default: the recipe's, else rdb_esa)")
+    flag("scale", type=float, help="scale of a fixed-scale model; validation scale of a continuous one")
+    flag("opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    flag("train_dir", nargs="+", metavar="DIR", help="folder(s) of HR training images")
+    flag("val_dir", metavar="DIR", help="folder of HR images for validation PSNR (Y, shave = scale)")
+    flag("out", metavar="DIR", help="run directory (an existing one needs --resume)")
+    flag("resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    flag("iters", type=int, help="total iterations")
+    flag("epochs", type=float, help="total epochs (when --iters is not given)")
+    flag("batch_size", type=int, help="batch size per process")
+    flag("patch_size", type=int, help="HR patch side (LR patch = patch_size / scale)")
+    flag("lr_patch", type=int, help="LR patch side (alternative to --patch_size)")
+    flag("repeat", type=int, help="times every image is visited per epoch")
+    flag("lr", type=float, help="peak learning rate")
+    flag("loss", choices=["l1", "charbonnier", "l1_kl"])
+    flag("optimizer", choices=["adam", "adamw"])
+    flag("schedule", choices=["multistep", "cosine", "constant"])
+    flag("ema", type=float, help="EMA decay (0 = off)")
+    flag("clip_grad", type=float, help="max gradient norm (0 = off)")
+    flag("amp", choices=["none", "bf16", "fp16"], help="mixed precision on GPU")
+    flag("init", metavar="FROM", help="initialise from weights or a run directory (stage 2 / warm start); "
+         "only the head may differ")
+    flag("device", help="cpu, cuda ... (default: cuda if available)")
+    flag("workers", type=int, help="DataLoader worker processes")
+    flag("seed", type=int)
+    flag("deterministic", action="store_true", help="deterministic algorithms (exact resume)")
+    flag("val_every", type=int, metavar="N")
+    flag("save_every", type=int, metavar="N")
+    flag("log_every", type=int, metavar="N")
+    flag("stop_after", type=int, metavar="N", help="stop with a checkpoint after N steps of this run")
+    flag("time_limit", type=float, metavar="MIN", help="stop with a checkpoint after MIN minutes")
+    flag("no_progress", action="store_true", help="no progress bar")
     p.set_defaults(run="lightsr.train.engine:run_cli")
 
 
 def _add_upscale(sub) -> None:
-    p = sub.add_parser("upscale", help="upscale images, folders or globs")
-    p.set_defaults(run="lightsr.upscale:run_cli")
+    p = sub.add_parser("upscale", help="upscale images, folders or globs",
+                       description="Upscale image files, folders (recursively, keeping the tree) and globs.")
+    p.add_argument("input", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="output folder (or a file name for a single input file)")
+    p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
+    p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
+    p.add_argument("--scale", type=int, default=None, help="the model's native scale (default 4)")
+    p.add_argument("--outscale", type=float, default=None, metavar="F",
+                   help="final scale: native model scale then MATLAB bicubic (e.g. 3.5), or a continuous model")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument("--tile", type=int, default=0, metavar="N", help="tile size in input pixels (0: whole image)")
+    p.add_argument("--tile-pad", type=int, default=16, metavar="P", help="context pixels around each tile")
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="working-memory budget, e.g. 2G or 512M: picks the tile size")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--half", action="store_true", help="float16 inference")
+    prec.add_argument("--bf16", action="store_true", help="bfloat16 inference")
+    p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotate ensemble (8x slower)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--suffix", default="", metavar="TXT", help="appended to output file names")
+    p.add_argument("--ext", default="same", help="png, jpg, webp, tif, bmp or same (default)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(run="lightsr.upscaler:run_cli")
 
 
 def _add_export(sub) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX")
+    p = sub.add_parser("export", help="export a model to ONNX (needs: pip install onnx onnxruntime)")
+    p.add_argument("--model", default=None, help="registered model name (default: the default model)")
+    p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
+    p.add_argument("--scale", type=int, default=None, help="the model's scale (default 4)")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(run="lightsr.export:run_cli")
 
 

@@ -75,6 +75,22 @@ def relative_position_index(wh: int, ww: int) -> Tensor:
 
 
 @lru_cache(maxsize=64)
+def shifted_window_regions(h: int, w: int, window: tuple[int, int], shift: tuple[int, int]) -> Tensor:
+    """(nW, N) region label of every token after a cyclic shift (Swin's ``img_mask`` partitioned);
+    two tokens may attend to each other iff their labels are equal. Used by SRFormer's PSA mask,
+    whose queries and keys live on different grids."""
+    wh, ww = window
+    sh, sw = shift
+    img = torch.zeros(1, h, w, 1)
+    cnt = 0
+    for hs in (slice(0, -wh), slice(-wh, -sh), slice(-sh, None)):
+        for ws in (slice(0, -ww), slice(-ww, -sw), slice(-sw, None)):
+            img[:, hs, ws, :] = cnt
+            cnt += 1
+    return window_partition(img, window).squeeze(-1)
+
+
+@lru_cache(maxsize=64)
 def shifted_window_mask(h: int, w: int, window: tuple[int, int], shift: tuple[int, int]) -> Tensor:
     """(nW, N, N) additive mask (0 / -100) for a cyclic shift, as Swin/SwinIR build it."""
     wh, ww = window

@@ -11,7 +11,8 @@ Conventions every registered model follows
 * ``model.scale`` is the integer up-scaling factor of fixed-scale models.
 * Continuous-scale (arbitrary-scale) models set ``model.continuous = True`` and take
   ``forward(x, scale=s)`` where ``s`` is a float or an (s_h, s_w) pair; the output is
-  (round(h*s_h), round(w*s_w)).
+  (round(h*s_h), round(w*s_w)). Their builders are registered with ``scales=None`` and still
+  accept ``scale=`` (the default scale used when forward is given none).
 * State-dict keys follow the official code, so official checkpoints load strictly.
 """
 from __future__ import annotations

@@ -1,0 +1,196 @@
+"""Any folder of HR images -> (name, LR, HR) uint8 pairs, as the SR benchmarks are built.
+
+For each image file of the folder (sorted by name; ``.png .jpg .jpeg .bmp .tif .tiff .webp .ppm
+.pgm``, hidden files and other extensions ignored):
+
+1. read it as 8 bit (16-bit files are scaled to 8 bit, an alpha channel is dropped); a grayscale file
+   stays one channel under the matlab protocol and is replicated to RGB under the standard one
+   (:data:`lightsr.metrics.PROTOCOLS` decides);
+2. crop HR bottom/right so that ``LR = floor(H / s)`` and ``HR = round(LR * s)`` (for an integer
+   scale: HR cropped to a multiple of ``s``);
+3. LR = MATLAB bicubic :func:`~lightsr.resize.imresize` of HR as float in [0, 1] to the LR size,
+   x255, rounded and clipped to uint8.
+
+Non-integer scales (x2.5, continuous models) follow LIIF/HIIF's benchmark wrapper
+(``SRImplicitDownsampled``): ``h_lr = floor(H / s + 1e-9)``, HR cropped to ``round(h_lr * s)``, LR
+resized to the explicit size ``(h_lr, w_lr)`` (MATLAB then uses ``scale = out / in`` per axis);
+LIIF's resize is PIL bicubic, here it is MATLAB's, as for the integer scales.
+
+The LR of a gray file is computed on its single channel (identical to downscaling the replicated
+RGB image), so the LR cache does not depend on the protocol. The cache lives in
+``<cache_dir>/v1/<folder name>-<hash of its path>/x<scale>/<file name>.<content hash>.npy``
+(``cache_dir`` defaults to ``$LIGHTSR_CACHE_DIR`` or ``~/.cache/lightsr/benchmark``); an edited file
+gets a new entry, and an unwritable cache is silently skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import LightSRError
+from ..metrics import get_protocol
+
+__all__ = ["IMAGE_EXTENSIONS", "Pair", "BenchmarkFolder", "list_images", "lr_size", "crop_hr", "make_lr",
+           "to_rgb", "default_cache_dir"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_CACHE_VERSION = "v1"  # bump when the LR recipe changes
+
+
+@dataclass
+class Pair:
+    name: str  # file name, e.g. "baby.png"
+    lr: np.ndarray  # (h, w, C) uint8, C = 3, or 1 for a gray file under the matlab protocol
+    hr: np.ndarray  # (H, W, C) uint8, same C
+
+    @property
+    def gray(self) -> bool:
+        return self.hr.shape[2] == 1
+
+
+def to_rgb(img: np.ndarray) -> np.ndarray:
+    """(H, W, 1) or (H, W) gray -> (H, W, 3); RGB unchanged."""
+    if img.ndim == 2:
+        img = img[:, :, None]
+    return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+
+
+def _as_8bit(img: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8/uint16 with C in 1, 3, 4 -> uint8 with C in 1, 3 (alpha dropped)."""
+    if img.dtype == np.uint16:
+        img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise LightSRError(f"unsupported image dtype {img.dtype}")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    if img.shape[2] == 4:
+        img = img[..., :3]
+    elif img.shape[2] == 2:
+        img = img[..., :1]
+    return np.ascontiguousarray(img)
+
+
+def lr_size(hr_hw: tuple[int, int], scale: float) -> tuple[int, int]:
+    """LR size of an HR image: ``floor(H / s)`` per axis (LIIF's ``+ 1e-9`` guards x2.5 etc.)."""
+    return tuple(int(math.floor(n / scale + 1e-9)) for n in hr_hw)  # type: ignore[return-value]
+
+
+def crop_hr(hr: np.ndarray, scale: float) -> np.ndarray:
+    """Crop bottom/right to ``round(floor(H / s) * s)``: a multiple of an integer scale."""
+    h, w = lr_size(hr.shape[:2], scale)
+    if h < 1 or w < 1:
+        raise LightSRError(f"image of {hr.shape[0]}x{hr.shape[1]} is too small for x{scale:g}")
+    return hr[: int(round(h * scale)), : int(round(w * scale))]
+
+
+def make_lr(hr_u8: np.ndarray, scale: float) -> np.ndarray:
+    """MATLAB-bicubic LR of an (already cropped) uint8 HR: float [0, 1] in, rounded uint8 out."""
+    from ..resize import imresize
+
+    out = imresize(hr_u8.astype(np.float64) / 255.0, output_size=lr_size(hr_u8.shape[:2], scale))
+    return np.clip(np.floor(out * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a folder, sorted; a clear error for a missing, non-folder or image-less path."""
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        raise LightSRError(f"data folder not found: {folder}")
+    if not folder.is_dir():
+        raise LightSRError(f"{folder} is not a folder of images")
+    try:
+        files = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+    except PermissionError:
+        raise LightSRError(f"cannot read data folder {folder}: permission denied") from None
+    if not files:
+        raise LightSRError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in data folder {folder}")
+    return files
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LIGHTSR_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "lightsr" / "benchmark"
+
+
+def _scale_tag(scale: float) -> str:
+    return f"x{scale:g}"
+
+
+class BenchmarkFolder:
+    """The (LR, HR) pairs of one folder of HR images at one scale, under one protocol.
+
+    >>> for pair in BenchmarkFolder("../shared/data/benchmark/Set5", 4): ...
+    """
+
+    def __init__(self, folder: str | os.PathLike, scale: float, protocol: str = "standard",
+                 cache_dir: str | os.PathLike | None = None, cache: bool = True):
+        scale = float(scale)
+        if not math.isfinite(scale) or scale <= 1:
+            raise LightSRError(f"the evaluation scale must be a number above 1, got {scale:g}")
+        self.folder = Path(folder).expanduser()
+        self.name = self.folder.resolve().name
+        self.scale = int(scale) if scale.is_integer() else scale
+        self.protocol = get_protocol(protocol)
+        self.files = list_images(self.folder)
+        root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        key = hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:12]
+        self.cache_dir = root / _CACHE_VERSION / f"{self.name}-{key}" / _scale_tag(self.scale) if cache else None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __iter__(self) -> Iterator[Pair]:
+        for path in self.files:
+            yield self.load(path)
+
+    def load(self, path: Path) -> Pair:
+        from ..imageio import read_image
+
+        hr = _as_8bit(read_image(path))
+        hr = crop_hr(hr, self.scale)
+        lr = self._cached_lr(path, hr)
+        if self.protocol.gray_to_rgb:
+            hr, lr = to_rgb(hr), to_rgb(lr)
+        return Pair(path.name, lr, hr)
+
+    def _cached_lr(self, path: Path, hr: np.ndarray) -> np.ndarray:
+        shape = (*lr_size(hr.shape[:2], self.scale), hr.shape[2])
+        if self.cache_dir is None:
+            return make_lr(hr, self.scale)
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()[:16]
+        entry = self.cache_dir / f"{path.name}.{digest}.npy"
+        try:
+            lr = np.load(entry, allow_pickle=False)
+            if lr.shape == shape and lr.dtype == np.uint8:
+                return lr
+        except (OSError, ValueError):
+            pass
+        lr = make_lr(hr, self.scale)
+        self._store(entry, lr, path.name)
+        return lr
+
+    def _store(self, entry: Path, lr: np.ndarray, file_name: str) -> None:
+        tmp = None
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            for old in entry.parent.glob("*.npy"):  # stale entries of an edited file
+                if old.name.rsplit(".", 2)[0] == file_name and old != entry:
+                    old.unlink(missing_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, lr, allow_pickle=False)
+            os.replace(tmp, entry)
+            tmp = None
+        except OSError:
+            pass  # caching is an optimisation only
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,145 @@
+"""Convolutional attention blocks shared by the efficient CNN models (IMDN, RLFN, HASN, RDB-ESA).
+
+Each block exists once here; attribute names follow the official code so checkpoints load strictly.
+
+* :func:`conv_layer` -- "same"-padded convolution (the ``conv_layer`` helper of IMDN/RFDN/RLFN/HASN).
+* :class:`ChannelAttention` -- RCAN channel attention (Zhang et al. 2018, eq. 5-7: global average
+  pooling -> 1x1 squeeze -> ReLU -> 1x1 excite -> sigmoid -> rescale); with ``contrast=True`` it is
+  IMDN's contrast-aware CCA (Hui et al. 2019, eq. 6: the pooled statistic is mean + standard deviation).
+* :class:`CAB` -- HAT's channel attention block (conv3x3 -> GELU -> conv3x3 -> channel attention),
+  HASN's "CAB" (Cao et al., Fig. 3b).
+* :class:`ESA` -- enhanced spatial attention (Liu et al. RFANet 2020), in the reduced form RLFN and
+  HASN use (no ``conv_max``/``conv3_``): a strided conv + 7x7/3 max-pool give a large receptive
+  field cheaply, bilinear upsampling brings the map back, and a sigmoid mask rescales the input.
+* :class:`DepthwiseConv` -- a depthwise kxk conv (HASN's "DWConv", official keys ``<name>.conv.*``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .window import mirror_pad
+
+# ESA's stride-2 3x3 conv followed by a 7x7/3 max-pool needs H, W >= 15
+ESA_MIN_SIZE = 15
+
+
+def conv_layer(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, groups: int = 1,
+               bias: bool = True) -> nn.Conv2d:
+    """Conv2d with padding (k-1)//2 (the official ``conv_layer`` of IMDN/RLFN/HASN)."""
+    return nn.Conv2d(in_ch, out_ch, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=bias)
+
+
+def spatial_std(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel population standard deviation over H, W (IMDN's ``stdv_channels``), (B, C, 1, 1)."""
+    mean = x.mean((2, 3), keepdim=True)
+    return (x - mean).pow(2).mean((2, 3), keepdim=True).sqrt()
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation channel attention.
+
+    RCAN CALayer: ``x * sigmoid(W_U relu(W_D z))`` with ``z = mean_{H,W}(x)`` (RCAN eqs. 5-7).
+    ``contrast=True``: IMDN's CCA layer, ``z = mean + std`` over H, W (IMDN eq. 6).
+
+    ``keys="conv_du"`` is the RCAN/IMDN layout (``conv_du.0``, ``conv_du.2``); ``keys="attention"``
+    is BasicSR's ``ChannelAttention`` layout used by HAT/HASN, where the pooling sits in the same
+    Sequential (``attention.1``, ``attention.3``). Both compute the same function.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, contrast: bool = False, keys: str = "conv_du"):
+        super().__init__()
+        if keys not in ("conv_du", "attention"):
+            raise ValueError(f"keys must be 'conv_du' or 'attention', not {keys!r}")
+        if contrast and keys != "conv_du":
+            raise ValueError("the contrast-aware variant uses the conv_du layout")
+        self.contrast = contrast
+        self.keys = keys
+        squeeze = channels // reduction
+        excite = [nn.Conv2d(channels, squeeze, 1), nn.ReLU(inplace=True), nn.Conv2d(squeeze, channels, 1),
+                  nn.Sigmoid()]
+        if keys == "conv_du":
+            self.conv_du = nn.Sequential(*excite)
+        else:
+            self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), *excite)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.keys == "attention":
+            return x * self.attention(x)
+        z = x.mean((2, 3), keepdim=True)
+        if self.contrast:
+            z = z + spatial_std(x)
+        return x * self.conv_du(z)
+
+
+class CAB(nn.Module):
+    """Channel attention block (HAT; HASN Fig. 3b): conv3x3 (C -> C/3) -> GELU -> conv3x3 -> CA.
+
+    No residual inside; keys ``cab.0``, ``cab.2``, ``cab.3.attention.{1,3}`` as the official code.
+    """
+
+    def __init__(self, channels: int, compress_ratio: int = 3, squeeze_factor: int = 30):
+        super().__init__()
+        mid = channels // compress_ratio
+        self.cab = nn.Sequential(nn.Conv2d(channels, mid, 3, 1, 1), nn.GELU(), nn.Conv2d(mid, channels, 3, 1, 1),
+                                 ChannelAttention(channels, squeeze_factor, keys="attention"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cab(x)
+
+
+class ESA(nn.Module):
+    """Enhanced spatial attention, RLFN/HASN form (``esa_channels`` f, usually 16).
+
+    ``c1 = conv1(x)`` (1x1, C -> f); ``c3 = conv3(maxpool7/3(conv2(c1)))`` (3x3 stride 2 pad 0, then
+    3x3); ``m = sigmoid(conv4(up_bilinear(c3) + conv_f(c1)))``; output ``x * m``.
+    """
+
+    def __init__(self, esa_channels: int, channels: int):
+        super().__init__()
+        f = esa_channels
+        self.conv1 = nn.Conv2d(channels, f, 1)
+        self.conv_f = nn.Conv2d(f, f, 1)
+        self.conv2 = nn.Conv2d(f, f, 3, stride=2, padding=0)
+        self.conv3 = nn.Conv2d(f, f, 3, padding=1)
+        self.conv4 = nn.Conv2d(f, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c1 = self.conv1(x)
+        low = self.conv2(c1)
+        low = F.max_pool2d(low, kernel_size=7, stride=3)
+        low = self.conv3(low)
+        low = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        mask = torch.sigmoid(self.conv4(low + self.conv_f(c1)))
+        return x * mask
+
+
+class DepthwiseConv(nn.Module):
+    """Depthwise kxk convolution with bias; official key ``conv`` (HASN's ``ConvBN(with_bn=False)``)."""
+
+    def __init__(self, channels: int, kernel_size: int = 7):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, kernel_size, 1, kernel_size // 2, groups=channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class PointwiseConv(nn.Module):
+    """1x1 convolution ("fully connected layer" of HASN); official key ``conv``."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def pad_min_size(x: torch.Tensor, size: int = ESA_MIN_SIZE) -> torch.Tensor:
+    """Mirror-pad H and W (bottom/right) up to ``size``; models crop the output back afterwards."""
+    h, w = x.shape[-2:]
+    if h >= size and w >= size:
+        return x
+    return mirror_pad(x, max(0, size - h), max(0, size - w))

@@ -1,0 +1,365 @@
+"""C2D-ISR (Jiang et al. 2025, seed 000): HiET layer (eqs. 2-6), U-Net HiET block (eq. 1), and the
+SwinIR-C2D / SRFormer-C2D models with the discrete pixel-shuffle head (eq. 10) or, for stage 1,
+the HIIF-L continuous head.
+
+Seed 000 fixes (and this file follows; design/architectures.md section 4 is superseded where it
+differs, see its "Read first"):
+
+* eq. 2: HE = (floor(2u / w_i) mod 2, floor(2v / h_i) mod 2), one bit per axis from the layer's OWN
+  window (u column, v row, on the map padded to the window) -- :func:`hierarchical_encoding`;
+* eq. 3: F0 = MLP([F, HE]) (C + 2 -> C); eq. 4: Q, V = the two C/2 channel halves of each window;
+* eq. 5: CSC at width C/2, F1 = ((Q^T V / (h_i w_i)) V^T)^T (``layers.attention.channel_self_correlation``,
+  the normaliser is the padded window size, as HiT);
+* eq. 6: window reverse, crop, LN(Linear(C/2 -> C)); then the skip and the backbone's FFN;
+* eq. 1: decoder input F_l^d = Conv1x1([O_{l+1}^d, O_l^e]); windows [64, 32, 8, 8, 32, 64].
+
+Open choices and the decision (C = 60, 4 blocks x 6 layers, FFN hidden 120)
+---------------------------------------------------------------------------
+The seed leaves open the form of the "MLP" (eq. 3), the norm placement and how many 1x1 fusions a
+6-layer block has (with encoder L + 1 and decoder L layers, 6 layers are 3 + 1 bottom + 2: the two
+decoder layers can both be fused, or only the outermost). All 12 combinations were counted
+(params; MACs = ``torch.utils.flop_counter`` total / 2 at 320x180 -> 1280x720, x4):
+
+=================================  ===================  ===================
+MLP / norm / fusions per block      SwinIR-C2D x4        SRFormer-C2D x4
+=================================  ===================  ===================
+Linear(62->60), post, 2             739,308 / 44.66 G    814,188 / 48.80 G
+Linear(62->60), post, 1             710,268 / 43.00 G    785,148 / 47.14 G
+Lin-GELU-Lin, post, 2               827,148 / 49.89 G    902,028 / 54.04 G
+Lin-GELU-Lin, post, 1               798,108 / 48.23 G    872,988 / 52.38 G
+HiT DFE(62->60), post, 2            807,564 / 48.67 G    882,444 / 52.82 G
+**HiT DFE(62->60), post, 1**        **778,524 / 47.01 G**  **853,404 / 51.16 G**
+(pre-norm: +2,880 params, same MACs)
+paper (Table 1)                     775 K / 52.7 G       849 K / 57.0 G
+=================================  ===================  ===================
+
+Chosen: **MLP = HiT's DFE** (``layers.attention.DFE``: Conv1x1(C+2 -> 12) - LReLU - Conv3x3 -
+LReLU - Conv1x1(12 -> C), gated by Conv1x1(C+2 -> C); the module HiET's MLP takes the place of in
+HiT's SCC), **post-norm** (HiT's; eq. 6's LN is the attention's output norm, then
+``x + LN2(FFN(x))``), **one 1x1 fusion per block** (the outermost skip, [d1, e0] -> the last
+64-window layer; ``skips=2`` fuses [d2, e1] before the 32-window decoder layer too). It is the only
+combination within 2 % of every Table 1 parameter count (+0.45 .. +0.55 %, all 6 models), it keeps
+C2D smaller than HiT-SIR/HiT-SRF (791,540 / 866,420) as Table 1 says, and it reproduces Table 2's
+parameter deltas for v2.2 (+45,672 vs +46 K) and v3.1 (-29,040 vs -29 K = 4 fusions).
+
+FLOPs fall short of Table 1 by 7.9-10.8 % (47.0 G vs 52.7 G at x4). No seed-conformant combination reaches
+both targets: every weight layer costs one MAC per parameter per token, and with CSC at C/2 the
+only parameter-free compute is 1,800 MACs per token, so ~6 G of parameter-free work would be
+needed that the seed's equations do not contain (the paper's FLOPs look like HiT's S-SC + C-SC
+cost; the full-width-CSC reading of design section 4.3 d reaches them but contradicts eqs. 4-5).
+Designs closer in FLOPs (Lin-GELU-Lin with 2 fusions: -5.3 %) miss the parameters by +6.7 %.
+
+Counts of the chosen design (asserted in tests/test_c2d.py):
+
+=========  =========  =========  =========  ==========  =========  =========
+model      x2 params  x3 params  x4 params  x2 MACs     x3 MACs    x4 MACs
+=========  =========  =========  =========  ==========  =========  =========
+SwinIR     759,048    767,163    778,524    183.23 G    83.12 G    47.01 G
+SRFormer   833,928    842,043    853,404    199.81 G    90.50 G    51.16 G
+paper      755/763/775 K (Swin), 830/838/849 K (SRF); FLOPs 201.2/90.6/52.7, 218.4/98.3/57.0 G
+=========  =========  =========  =========  ==========  =========  =========
+
+Ablations of Table 2 (builder options, SRFormer-C2D x4; ours vs paper):
+``hie=False`` -3,456 / -0.21 G (-2 K / -0.3 G); ``attention="scc"`` +45,672 / +5.88 G with the
+shared re-associated S-SC, +8.38 G with the literal (Q V'^T + P) V' (+46 K / +9.2 G); ``unet=False`` -29,040 / -1.66 G (-29 K / -3.4 G); ``windows=[32,16,8,8,16,32]``,
+``[8,32,64,64,32,8]``: 0 / 0.00 G (0 / -0.7 G, 0 / 0); ``windows=[64]*6``: 0 / +0.17 G (0 / +1.6 G).
+At 320x180 the window orders differ only through padding (180 -> 184 for 8, -> 192 for 16..64).
+
+Options of ``swinir_c2d`` / ``srformer_c2d`` (``--opt key=value``): ``hie`` (bool), ``attention``
+(csc | scc), ``unet`` (bool), ``windows`` (list), ``skips`` (0..L, None = all), ``mlp`` (linear |
+mlp | dfe), ``norm`` (post | pre), ``blocks``, ``dim``, ``mlp_ratio``, ``heads`` (SCC only).
+
+Reuse (MambaIRv2-C2D)
+---------------------
+* ``HiETAttention(dim, window, hie=True, mlp="dfe", attention="csc")``: eqs. 2-6 on a (B, H, W, C)
+  map -> (B, H, W, C), padding to its window and cropping back inside; no residual, no FFN. A
+  drop-in replacement for a window-MSA (MambaIRv2's attentive layer).
+* ``HiETLayer(dim, window, ffn, norm="post", **attention_options)``: the full HiET layer on tokens,
+  ``forward(x (B, HW, C), size)``.
+* ``HiETBlock(dim, windows, layer_factory, skips=None)``: eq. 1 for any number of layers;
+  ``layer_factory(index, window) -> module(tokens, size) -> tokens``; ``skips`` = number of fused
+  decoder layers (outermost first; None = all L; 0 = linear block). Keys ``layers.{i}``,
+  ``fusions.{l}``. For 5 windows [64, 32, 8, 32, 64]: e0, e1, e2, then Conv([e2, e1]) -> 32,
+  Conv([d1, e0]) -> 64.
+
+Stage 1 / stage 2: ``swinir_c2d_hiif`` / ``srformer_c2d_hiif`` = the same backbone
+(``upsample=None``) + ``layers.implicit.HIIFL`` in ``ImplicitSR`` (keys ``encoder.*``);
+:func:`init_from_stage1` copies f_S, f_D into the discrete model (eq. 10).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import LightSRError
+from ..layers.attention import DFE, SCC, channel_self_correlation
+from ..layers.ffn import make_ffn
+from ..layers.skeleton import LightweightSR, map_to_tokens, tokens_to_map
+from ..layers.window import pad_to_multiple, window_partition, window_reverse
+from .registry import register_model
+
+PAPER = "C2D-ISR: Optimizing Attention-based Image Super-resolution from Continuous to Discrete Scales (Jiang et al. 2025)"
+WINDOWS_6 = (64, 32, 8, 8, 32, 64)
+MLPS = ("linear", "mlp", "dfe")
+
+
+def _pair(w: int | Sequence[int]) -> tuple[int, int]:
+    return (int(w), int(w)) if isinstance(w, int) else (int(w[0]), int(w[1]))
+
+
+@lru_cache(maxsize=12)  # a few (size, window) pairs: the 3 windows of the current image size
+def _he_table(h: int, w: int, wh: int, ww: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    u = torch.arange(w, device=device)
+    v = torch.arange(h, device=device)
+    bu = (2 * u // ww) % 2  # floor(u / w_i * 2) mod 2, column bit
+    bv = (2 * v // wh) % 2  # floor(v / h_i * 2) mod 2, row bit
+    return torch.stack(torch.broadcast_tensors(bu[None, :], bv[:, None]), -1).to(dtype)
+
+
+def hierarchical_encoding(h: int, w: int, window: int | Sequence[int], device=None,
+                          dtype=torch.float32) -> Tensor:
+    """Eq. 2: (H, W, 2) map of (floor(2u / w_i) mod 2, floor(2v / h_i) mod 2) for column u, row v.
+
+    ``window`` is (h_i, w_i). Each bit says which half of its window a pixel lies in along that axis.
+    """
+    wh, ww = _pair(window)
+    return _he_table(h, w, wh, ww, torch.device(device or "cpu"), dtype)  # input-independent: cached
+
+
+class HiETAttention(nn.Module):
+    """The attention part of a HiET layer, eqs. 2-6, on a (B, H, W, C) map -> (B, H, W, C).
+
+    ``F0 = MLP([F, HE])`` (eqs. 2-3) on the map padded to the window, window partition, ``[Q, V] =
+    split(F0)`` (eq. 4, two C/2 halves), ``F1 = CSC(Q, V)`` (eq. 5), window reverse + crop,
+    ``LN(Linear(C/2 -> C))`` (eq. 6). This is a drop-in replacement for a window-MSA inside another
+    layer (MambaIRv2-C2D): it has no residual and no FFN.
+
+    Args:
+        dim: C. window: (h_i, w_i) or an int. hie: concatenate the 2 HE channels (False: v2.1 ablation).
+        mlp: the eq. 3 MLP: ``"dfe"`` (default, the chosen design) HiT's conv-gated DFE(C+2 -> C);
+            ``"linear"`` Linear(C+2 -> C); ``"mlp"`` Linear(C+2 -> C) -> GELU -> Linear(C -> C).
+        attention: ``"csc"`` (eq. 5) or ``"scc"`` (v2.2 ablation: HiT's spatial-channel correlation,
+            S-SC on C/2 + C-SC on C/2, whose concatenation is C wide, so the output Linear is C -> C).
+        heads: heads of the SCC spatial branch (ablation only).
+        pad_mode: per-layer padding to the window (``mirror_pad``, works for any size).
+    Keys: ``mlp.*``, ``proj``, ``norm`` (and ``scc.*`` for the SCC ablation).
+    """
+
+    def __init__(self, dim: int, window: int | Sequence[int], *, hie: bool = True, mlp: str = "dfe",
+                 attention: str = "csc", heads: int = 6, pad_mode: str = "reflect"):
+        super().__init__()
+        self.dim, self.window, self.hie, self.pad_mode = dim, _pair(window), hie, pad_mode
+        in_dim = dim + 2 if hie else dim
+        if mlp == "linear":
+            self.mlp = nn.Linear(in_dim, dim)
+        elif mlp == "mlp":
+            self.mlp = nn.Sequential(nn.Linear(in_dim, dim), nn.GELU(), nn.Linear(dim, dim))
+        elif mlp == "dfe":  # HiT's conv-gated projection on the map: conv(x) * linear(x)
+            self.mlp = DFE(in_dim, dim)
+        else:
+            raise ValueError(f"unknown HiET mlp {mlp!r} (linear, mlp or dfe)")
+        self.conv_mlp = mlp == "dfe"
+        if attention == "csc":
+            self.scc = None
+            self.proj = nn.Linear(dim // 2, dim)  # eq. 6 Linear(C/2 -> C)
+        elif attention == "scc":
+            # v2.2: HiT's SCC (S-SC + C-SC, then its proj = Linear(C -> C)) on the MLP's Q/V, i.e.
+            # the shared SCC with its own QV projection (DFE) replaced by this layer's MLP.
+            self.scc = SCC(dim, self.window, heads)
+            self.scc.qv = nn.Identity()
+            self.proj = None
+        else:
+            raise ValueError(f"unknown HiET attention {attention!r} (csc or scc)")
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, h, w, c = x.shape
+        xp = pad_to_multiple(x.permute(0, 3, 1, 2), self.window, self.pad_mode).permute(0, 2, 3, 1)
+        hp, wp = xp.shape[1:3]
+        if self.hie:  # eqs. 2-3: F0 = MLP([F, {delta_hw}])
+            he = hierarchical_encoding(hp, wp, self.window, x.device, x.dtype)
+            xp = torch.cat([xp, he.expand(b, hp, wp, 2)], -1)
+        if self.conv_mlp:
+            f0 = self.mlp(xp.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        else:
+            f0 = self.mlp(xp)
+        if self.scc is not None:  # v2.2 ablation: SCC + its Linear(C -> C)
+            return self.norm(self.scc(f0.permute(0, 3, 1, 2))[:, :h, :w])
+        q, v = window_partition(f0, self.window).chunk(2, -1)  # eq. 4: (B*nW, h_i*w_i, C/2) each
+        f1 = channel_self_correlation(q, v)  # eq. 5
+        f3 = window_reverse(f1, self.window, hp, wp)[:, :h, :w]  # F_{i,2} -> F_{i,3}
+        return self.norm(self.proj(f3))  # eq. 6
+
+
+class HiETLayer(nn.Module):
+    """HiET layer on tokens: eqs. 2-6, a skip connection, then the backbone's FFN.
+
+    ``norm="post"`` (HiT's placement; eq. 6's LN is the attention's output norm)::
+
+        x = x + LN(Linear(CSC(split(MLP([x, HE])))))     # eqs. 2-6 + skip
+        x = x + LN2(FFN(x))
+
+    ``norm="pre"`` (SwinIR's placement, one more LN)::
+
+        x = x + HiETAttention(LN1(x));  x = x + FFN(LN2(x))
+
+    Keys: ``attn.*``, ``norm1`` (pre only), ``norm2``, ``ffn.*``.
+    """
+
+    def __init__(self, dim: int, window: int | Sequence[int], ffn: nn.Module, *, norm: str = "post",
+                 **attn_kw):
+        super().__init__()
+        if norm not in ("post", "pre"):
+            raise ValueError(f"unknown norm placement {norm!r} (post or pre)")
+        self.pre = norm == "pre"
+        self.norm1 = nn.LayerNorm(dim) if self.pre else None
+        self.attn = HiETAttention(dim, window, **attn_kw)
+        self.norm2 = nn.LayerNorm(dim)
+        self.ffn = ffn
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        b, n, c = x.shape
+        y = self.norm1(x) if self.pre else x
+        x = x + self.attn(y.reshape(b, size[0], size[1], c)).reshape(b, n, c)
+        if self.pre:
+            return x + self.ffn(self.norm2(x), size)
+        return x + self.norm2(self.ffn(x, size))
+
+
+class HiETBlock(nn.Module):
+    """Eq. 1: a U-Net of layers whose windows shrink then grow, skips fused by 1x1 convs.
+
+    ``layer_factory(index, window) -> module(tokens (B, HW, C), size) -> tokens`` builds each layer,
+    so any layer (HiETLayer, or MambaIRv2's attentive layer with HiETAttention inside) can be used.
+    With n = len(windows) layers and L = (n - 1) // 2: the first n - L layers run in sequence (the
+    L + 1 encoder layers, plus the bottom layer when n is even); each of the last L (decoder) layers
+    takes ``Conv1x1([O^d_{l+1}, O^e_l])`` (eq. 1), the decoder layer at depth l (counted from the
+    output) pairing with encoder output l (same window)::
+
+        windows [64, 32, 8, 8, 32, 64]:  e0 -> e1 -> e2 -> d2;  d1 = L4(F1[d2, e1]);  d0 = L5(F0[d1, e0])
+        windows [64, 32, 8, 32, 64]:     e0 -> e1 -> e2;        d1 = L3(F1[e2, e1]);  d0 = L4(F0[d1, e0])
+
+    ``skips`` = number of fused decoder layers, outermost first (default L; 0 = the linear
+    (v3.1, non-U-Net) block: the same layers in sequence). Keys: ``layers.{i}``, ``fusions.{l}``
+    (fusion l feeds the decoder layer paired with encoder output l).
+    """
+
+    def __init__(self, dim: int, windows: Sequence[int], layer_factory: Callable[[int, int], nn.Module],
+                 skips: int | None = None):
+        super().__init__()
+        n = len(windows)
+        self.depth = (n - 1) // 2
+        self.skips = self.depth if skips is None else int(skips)
+        if not 0 <= self.skips <= self.depth:
+            raise ValueError(f"skips must be in [0, {self.depth}] for {n} layers, not {skips}")
+        self.windows = tuple(windows)
+        self.layers = nn.ModuleList(layer_factory(i, w) for i, w in enumerate(windows))
+        self.fusions = nn.ModuleList(nn.Conv2d(2 * dim, dim, 1) for _ in range(self.skips))
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        n = len(self.layers)
+        enc: list[Tensor] = []
+        for i, layer in enumerate(self.layers):
+            level = n - 1 - i  # encoder output this decoder layer pairs with
+            if i >= n - self.depth and level < self.skips:  # eq. 1: F_l^d = Conv([O_{l+1}^d, O_l^e])
+                cat = torch.cat([tokens_to_map(x, size), tokens_to_map(enc[level], size)], 1)
+                x = map_to_tokens(self.fusions[level](cat))
+            x = layer(x, size)
+            if i <= self.depth:
+                enc.append(x)
+        return x
+
+
+class C2DNet(LightweightSR):
+    """The lightweight skeleton (layers/skeleton.py) with HiET blocks and no global padding (every
+    HiET layer pads to its own window). ``forward_features(x)`` gives F_D for any head (eq. 10 or
+    HIIF-L), so stage 2 initialises from stage 1 (:func:`init_from_stage1`)."""
+
+
+def c2d_backbone(scale: int, ffn: str, *, dim: int = 60, blocks: int = 4,
+                 windows: Sequence[int] = WINDOWS_6, hie: bool = True, attention: str = "csc",
+                 unet: bool = True, skips: int | None = 1, mlp: str = "dfe", norm: str = "post",
+                 mlp_ratio: float = 2.0, heads: int = 6,
+                 upsample: nn.Module | str | None = "pixelshuffledirect") -> C2DNet:
+    """``blocks`` HiET blocks of ``len(windows)`` HiET layers in the common skeleton.
+
+    ``ffn``: the backbone's FFN (``"mlp"`` SwinIR, ``"conv"`` SRFormer ConvFFN), hidden C * mlp_ratio.
+    ``unet=False`` is the linear block (skips = 0); ``skips=None`` fuses every decoder layer.
+    """
+    if not isinstance(windows, (list, tuple)) or not windows or \
+            not all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in windows):
+        raise LightSRError(f"C2D option windows must be a list of positive integers, not {windows!r}")
+    for key, value, allowed in (("mlp", mlp, MLPS), ("norm", norm, ("post", "pre")),
+                                ("attention", attention, ("csc", "scc"))):
+        if value not in allowed:
+            raise LightSRError(f"C2D option {key}={value!r} is not one of {', '.join(allowed)}")
+    if attention == "scc" and any(w > 8 and w % 8 for w in windows):
+        raise LightSRError(f"C2D attention=scc needs windows <= 8 or multiples of 8, not {windows}")
+    depth = (len(windows) - 1) // 2
+    if skips is not None and not (isinstance(skips, int) and 0 <= skips <= depth):
+        raise LightSRError(f"C2D option skips must be an integer in [0, {depth}], not {skips!r}")
+    hidden = int(dim * mlp_ratio)
+
+    def factory(i: int, w: int) -> nn.Module:
+        return HiETLayer(dim, w, make_ffn(ffn, dim, hidden), norm=norm, hie=_flag(hie), mlp=mlp,
+                         attention=attention, heads=heads)
+
+    skips = 0 if not _flag(unet) else skips
+    bodies = [HiETBlock(dim, windows, factory, skips=skips) for _ in range(blocks)]
+    return C2DNet(bodies, dim, scale, pad_multiple=1, upsample=upsample)
+
+
+def _flag(v) -> bool:
+    if isinstance(v, bool):
+        return v
+    raise LightSRError(f"C2D options hie/unet take true or false, not {v!r}")
+
+
+def init_from_stage1(model: nn.Module, stage1: nn.Module | dict) -> nn.Module:
+    """Eq. 10 initialisation: copy f_S and f_D (everything but the head) of a stage-1 continuous
+    twin (an ImplicitSR with ``encoder.*`` keys, or its state dict) into a discrete C2D model."""
+    sd = stage1.state_dict() if isinstance(stage1, nn.Module) else stage1
+    enc = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
+    missing, unexpected = model.load_state_dict(enc, strict=False)
+    bad = [k for k in missing if not k.startswith("upsample.")]
+    if bad or unexpected:
+        raise LightSRError(f"stage-1 backbone does not match this model ({len(bad)} missing, "
+                           f"{len(unexpected)} unexpected keys, e.g. {(bad + list(unexpected))[0]})")
+    return model
+
+
+@register_model("swinir_c2d", paper=PAPER, family="c2d")
+def swinir_c2d(scale: int = 4, **opts) -> C2DNet:
+    """SwinIR-C2D (C2D-ISR Table 1): 4 U-Net HiET blocks [64,32,8,8,32,64], C=60, SwinIR MLP FFN."""
+    return c2d_backbone(scale, "mlp", **opts)
+
+
+@register_model("srformer_c2d", paper=PAPER, family="c2d")
+def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
+    """SRFormer-C2D (C2D-ISR Table 1): 4 U-Net HiET blocks [64,32,8,8,32,64], C=60, ConvFFN."""
+    return c2d_backbone(scale, "conv", **opts)
+
+
+def _continuous(ffn: str, head_opts: dict | None = None, **opts):
+    from ..layers.implicit import HIIFL, ImplicitSR
+    backbone = c2d_backbone(1, ffn, upsample=None, **opts)
+    return ImplicitSR(backbone, HIIFL(backbone.dim, **(head_opts or {})), norm=None)
+
+
+@register_model("swinir_c2d_hiif", scales=None, paper=PAPER, family="c2d")
+def swinir_c2d_hiif(max_queries: int = 65536, **opts) -> nn.Module:
+    """SwinIR-C2D stage-1 twin: the same backbone + HIIF-L (eqs. 7-9); continuous scale."""
+    model = _continuous("mlp", **opts)
+    model.max_queries = int(max_queries)
+    return model
+
+
+@register_model("srformer_c2d_hiif", scales=None, paper=PAPER, family="c2d")
+def srformer_c2d_hiif(max_queries: int = 65536, **opts) -> nn.Module:
+    """SRFormer-C2D stage-1 twin: the same backbone + HIIF-L (eqs. 7-9); continuous scale."""
+    model = _continuous("conv", **opts)
+    model.max_queries = int(max_queries)
+    return model

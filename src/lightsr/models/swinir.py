@@ -1,0 +1,98 @@
+"""SwinIR-light (Liang et al., ICCV-W 2021), exact to ``JingyunLiang/SwinIR`` ``network_swinir.py``
+(task ``lightweight_sr``: C = 60, 4 RSTB x 6 STB, 6 heads, window 8, mlp_ratio 2, pixelshuffledirect).
+
+The shifted-window block :class:`SwinBlock` is written once here and reused by SRFormer-light
+(``permuted=True``: PSA instead of W-MSA, ConvFFN). Keys follow the official code
+(``layers.{i}.residual_group.blocks.{j}.{norm1,attn.{qkv,proj,relative_position_bias_table},norm2,mlp.fc1,mlp.fc2}``).
+Parameters: 929,628 (x4), 918,267 (x3), 910,152 (x2).
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..layers.attention import (PermutedSelfAttention, WindowAttention, cached_table,
+                                permuted_window_mask)
+from ..layers.ffn import make_ffn
+from ..layers.skeleton import BlockStack, DropPath, LightweightSR, drop_path_rates
+from ..layers.window import shifted_window_mask, window_partition, window_reverse
+from .registry import register_model
+
+
+class SwinBlock(nn.Module):
+    """Pre-norm (shifted-)window transformer block (SwinIR's STB; SRFormer's PSA block)::
+
+        x = x + DropPath(unshift(reverse(Attn(partition(shift(LN1(x)))))))   # W-MSA / SW-MSA
+        x = x + DropPath(FFN(LN2(x)))
+
+    Attn is Swin's window MSA with a relative-position bias, or SRFormer's permuted
+    self-attention (``permuted=True``: N queries vs N/4 folded keys). Odd blocks shift by
+    ``shift`` with the -100 region mask (cached per feature size in eval).
+    """
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int = 0, mlp_ratio: float = 2.0,
+                 ffn: str = "mlp", permuted: bool = False, drop_path: float = 0.0):
+        super().__init__()
+        self.window, self.shift, self.permuted = window, shift, permuted
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = (PermutedSelfAttention if permuted else WindowAttention)(dim, window, heads)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = make_ffn(ffn, dim, int(dim * mlp_ratio))
+
+    def mask(self, h: int, w: int, device) -> Tensor | None:
+        if not self.shift:
+            return None
+        make = permuted_window_mask if self.permuted else shifted_window_mask
+        win, shift = (self.window, self.window), (self.shift, self.shift)
+        return cached_table(self, ("mask", h, w, device), lambda: make(h, w, win, shift).to(device))
+
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
+        (h, w), (b, _, c) = size, x.shape
+        s = self.shift
+        y = self.norm1(x).view(b, h, w, c)
+        if s:
+            y = y.roll((-s, -s), dims=(1, 2))
+        y = self.attn(window_partition(y, self.window), self.mask(h, w, x.device))
+        y = window_reverse(y, self.window, h, w)
+        if s:
+            y = y.roll((s, s), dims=(1, 2))
+        x = x + self.drop_path(y.reshape(b, h * w, c))
+        return x + self.drop_path(self.mlp(self.norm2(x), size))
+
+
+def swin_groups(dim: int, depths: tuple[int, ...], heads: int, window: int, mlp_ratio: float,
+                drop_path_rate: float, ffn: str = "mlp", permuted: bool = False) -> list[BlockStack]:
+    """Residual-group bodies of alternating W-MSA / SW-MSA blocks (shift = window / 2 on odd blocks)."""
+    return [BlockStack([SwinBlock(dim, heads, window, 0 if j % 2 == 0 else window // 2, mlp_ratio,
+                                  ffn, permuted, dp) for j, dp in enumerate(rates)])
+            for rates in drop_path_rates(drop_path_rate, depths)]
+
+
+def init_transformer_weights(model: nn.Module) -> nn.Module:
+    """The official initialisation: Linear trunc_normal(0.02) / bias 0, LayerNorm 1 / 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+class SwinIR(LightweightSR):
+    """SwinIR with the lightweight head; reflect-pads the input to a multiple of the window."""
+
+    def __init__(self, scale: int = 4, dim: int = 60, depths: tuple[int, ...] = (6, 6, 6, 6),
+                 heads: int = 6, window: int = 8, mlp_ratio: float = 2.0, drop_path_rate: float = 0.1):
+        groups = swin_groups(dim, depths, heads, window, mlp_ratio, drop_path_rate)
+        super().__init__(groups, dim, scale, pad_multiple=window)
+        init_transformer_weights(self)
+
+
+@register_model("swinir_light", paper="SwinIR (Liang et al., ICCV-W 2021), lightweight SR",
+                family="transformer")
+def swinir_light(scale: int = 4, drop_path_rate: float = 0.1) -> nn.Module:
+    """SwinIR-light: 4x6 Swin blocks, C=60, window 8 (930K params at x4)."""
+    return SwinIR(scale, drop_path_rate=drop_path_rate)

@@ -1,0 +1,133 @@
+"""Training recipes: small presets of :class:`~lightsr.train.engine.TrainConfig`, one function each.
+
+``lightsr train --recipe NAME`` starts from one of these; every flag given on the command line
+overrides it. Iteration counts are the papers' (DIV2K, one or more GPUs); on other data or budgets
+pass ``--iters``/``--epochs``. Milestones and warm-ups below 1 are fractions of the run.
+
+=====================  ==========================================================================
+name                   what
+=====================  ==========================================================================
+``rdb_esa``            seed 004 "Possible Architecture" and its command (x2, 100 epochs, batch 16,
+                       HR patch 128 = LR 64), L1, Adam 5e-4 with cosine decay
+``c2d_stage1``         seed 000 stage 1: backbone + HIIF-L, s ~ U(1, 4) per sample, LR 64, "fast"
+                       query grid, L1, Adam 4e-4 -> 1e-6 cosine after a 50-epoch warm-up, 700 of 1000
+                       epochs, batch 16
+``c2d_stage2``         seed 000 stage 2 (eq. 10): same backbone + PixelShuffle head at x2/3/4,
+                       initialised from stage 1 (``--init``), Adam 1e-5 -> 1e-6, 300 epochs
+``c2d_discrete``       the v1.1 ablation: stage 2's model trained discrete-only for both stages'
+                       epochs (1000), stage 1's learning rates
+``hasn_stage1``        seed 003: HASN x4, LR 48 (GT 192), batch 128, Adam 2e-4 (0.9, 0.99),
+                       500k iterations halved at 250k/400k/450k/475k, L1, EMA 0.999
+``hasn_stage2``        seed 003 warm start: HASN initialised from stage 1's 100k-iteration weights
+                       (``--init``), 1000k iterations, ``L_s2 = L1 + KL`` (eq. 5), else as stage 1
+``anysr``              AnySR (seed 002, Algorithm 1): SRNO on EDSR-baseline, one scale per step
+                       sweeping 1 -> 4.1 by 0.1, LR 128, Adam 1e-5 halved at epochs 200/400 of 500;
+                       the per-step sub-network choice is the hook ``lightsr.models.anysr:train_step_hook``
+=====================  ==========================================================================
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from ..errors import LightSRError
+from .engine import TrainConfig
+
+TRAIN_DIRS = ["../shared/data/train/BSDS400", "../shared/data/train/T91"]
+VAL_DIR = "../shared/data/benchmark/Set5"
+
+
+def rdb_esa(scale: float = 2) -> TrainConfig:
+    """Seed 004's command: ``--scale 2 --epochs 100 --batch_size 16 --patch_size 128`` (HR patch)."""
+    s = int(scale)
+    return TrainConfig(model="rdb_esa", scale=s, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
+                       lr_patch=128 // s, batch_size=16, epochs=100, repeat=1, loss="l1", optimizer="adam",
+                       lr=5e-4, betas=(0.9, 0.999), schedule="cosine", min_lr=1e-6, warmup=0.02,
+                       ema=0.999, out=f"runs/rdb_esa_x{s}")
+
+
+def c2d_stage1(scale: float = 4, backbone: str = "srformer") -> TrainConfig:
+    """Seed 000 section 4, stage 1 (continuous-scale pre-training with HIIF-L)."""
+    return TrainConfig(model=f"{backbone}_c2d_hiif", scale=scale, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
+                       lr_patch=64, batch_size=16, epochs=700, repeat=20, scale_min=1.0, scale_max=4.0,
+                       scale_mode="sample", queries="fast", loss="l1", optimizer="adam", lr=4e-4,
+                       betas=(0.9, 0.999), schedule="cosine", min_lr=1e-6, warmup=50 / 700,
+                       warmup_start_lr=1e-6, out=f"runs/{backbone}_c2d_stage1")
+
+
+def c2d_stage2(scale: float = 4, backbone: str = "srformer") -> TrainConfig:
+    """Seed 000, stage 2 (eq. 10): ``I_HR = PixelShuffle(Conv(F_D))``, f_S and f_D from stage 1."""
+    s = int(scale)
+    return TrainConfig(model=f"{backbone}_c2d", scale=s, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
+                       lr_patch=64, batch_size=16, epochs=300, repeat=20, loss="l1", optimizer="adam",
+                       lr=1e-5, betas=(0.9, 0.999), schedule="cosine", min_lr=1e-6, warmup=50 / 300,
+                       warmup_start_lr=1e-6, out=f"runs/{backbone}_c2d_x{s}_stage2")
+
+
+def c2d_discrete(scale: float = 4, backbone: str = "srformer") -> TrainConfig:
+    """Table 2 v1.1: no continuous stage; the discrete model trained for the same 1000 epochs."""
+    cfg = c2d_stage2(scale, backbone)
+    cfg.epochs, cfg.lr, cfg.warmup = 1000, 4e-4, 50 / 1000
+    cfg.out = f"runs/{backbone}_c2d_x{int(scale)}_discrete"
+    return cfg
+
+
+def hasn_stage1(scale: float = 4) -> TrainConfig:
+    """Seed 003 section 4 / ``train_HASN.yml``."""
+    s = int(scale)
+    return TrainConfig(model="hasn", scale=s, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR, lr_patch=192 // s,
+                       batch_size=128, iters=500_000, loss="l1", optimizer="adam", lr=2e-4, betas=(0.9, 0.99),
+                       schedule="multistep", milestones=[250_000, 400_000, 450_000, 475_000], gamma=0.5,
+                       ema=0.999, save_every=5000, val_every=5000, out=f"runs/hasn_x{s}_stage1")
+
+
+def hasn_stage2(scale: float = 4) -> TrainConfig:
+    """Seed 003 section 3.3: warm start from stage 1 (its 100k-iteration weights, ``--init``),
+    1000k iterations of ``L1 + KL`` (eq. 5, alpha = beta = 1); the paper adds Flickr2K (``--train_dir``)."""
+    cfg = hasn_stage1(scale)
+    cfg.iters, cfg.loss, cfg.init_head = 1_000_000, "l1_kl", ()  # same network: every tensor loaded
+    cfg.out = f"runs/hasn_x{int(scale)}_stage2"
+    return cfg
+
+
+class AnySRSweep:
+    """AnySR's scale schedule (``train.py``): s0 ~ U(1, 4.1), then s += 0.1 per iteration, minus 3.1
+    once above 4.1; here a pure function of the step, s0 drawn from the run's seed."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.s0 = float(np.random.default_rng([cfg.seed, 0xA5]).uniform(1.0, 4.1))
+
+    def __call__(self, rng: np.random.Generator, step: int) -> float:
+        s = self.s0 + 0.1 * step
+        return 1.0 + math.fmod(s - 1.0, 3.1) if s > 4.1 else s
+
+
+def anysr(scale: float = 4, backbone: str = "edsr") -> TrainConfig:
+    """Seed 002 Algorithm 1 on SRNO (design notes section 6): 500 epochs x 500 iterations."""
+    return TrainConfig(model=f"anysr_srno_{backbone}", scale=scale, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
+                       lr_patch=128, batch_size=32 if backbone == "edsr" else 16, iters=250_000,
+                       scale_min=1.0, scale_max=4.1, scale_mode="batch", queries="fast",
+                       scale_schedule="lightsr.train.recipes:AnySRSweep",
+                       step_hook="lightsr.models.anysr:train_step_hook", loss="l1", optimizer="adam", lr=1e-5,
+                       betas=(0.9, 0.999), schedule="multistep", milestones=[100_000, 200_000], gamma=0.5,
+                       out=f"runs/anysr_{backbone}")
+
+
+RECIPES: dict[str, Callable[..., TrainConfig]] = {
+    "rdb_esa": rdb_esa,
+    "c2d_stage1": c2d_stage1,
+    "c2d_stage2": c2d_stage2,
+    "c2d_discrete": c2d_discrete,
+    "hasn_stage1": hasn_stage1,
+    "hasn_stage2": hasn_stage2,
+    "anysr": anysr,
+}
+
+
+def get_recipe(name: str, scale: float | None = None) -> TrainConfig:
+    key = name.lower().replace("-", "_")
+    if key not in RECIPES:
+        raise LightSRError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[key]() if scale is None else RECIPES[key](scale)

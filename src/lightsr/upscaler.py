@@ -1,0 +1,631 @@
+"""Upscaling for users: ``lightsr.load(...)`` / ``lightsr.upscale(...)`` and ``lightsr upscale``.
+
+* :func:`load` returns an :class:`Upscaler`: call it on a numpy array (H, W, C; uint8, uint16 or float
+  in [0, 1]), a PIL image or a float tensor in [0, 1] ((C, H, W) or (B, C, H, W)); you get the same kind
+  back. Gray images go through the model as RGB and come back gray; RGBA images have their alpha
+  resized separately with MATLAB bicubic (:func:`lightsr.resize.imresize`).
+* Any size in bounded memory: with ``tile=N`` the image is cut into N x N tiles, each run with
+  ``tile_pad`` pixels of real context on every side and blended with its neighbours over a linear ramp
+  ``2 * (tile_pad // 2)`` wide centred on the shared edge (the two ramps sum to 1). Output rows are
+  finished band by band, so besides the output itself only one band of tiles is held in float.
+  Tiling is chosen automatically on CUDA out-of-memory (tile 512, then halving) or from a
+  ``max_memory`` budget.
+* Any output scale: the model's native scale, then MATLAB bicubic for a fractional ``outscale``; a
+  continuous model (``model.continuous``) is asked for the scale directly.
+* Weights: a registered name uses the weights shipped for it (``pretrained`` in the registry, files in
+  ``lightsr/weights/``) unless ``weights=`` is given; checkpoints are read without executing pickled code.
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import LightSRError
+
+DEFAULT_MODEL = "rdb_esa"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+READ_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
+MIN_SIDE = 4  # smaller inputs are edge-padded to this size (and the output cropped back)
+
+
+# ---------------------------------------------------------------------------------------------
+# the upscaler
+# ---------------------------------------------------------------------------------------------
+class Upscaler:
+    """A model plus how to run it (device, precision, tiling, ensemble). Call it on an image."""
+
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+                 tile: int | None = None, tile_pad: int = 16, self_ensemble: bool = False,
+                 max_memory: float | None = None, progress: bool = False, outscale: float | None = None):
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        self.dtype = dtype
+        if dtype != torch.float32:
+            self.model.to(dtype)
+        self.continuous = bool(getattr(model, "continuous", False))
+        self.scale = getattr(model, "scale", None)
+        if not self.continuous and not isinstance(self.scale, (int, float)):
+            raise LightSRError(f"model {type(model).__name__} has no integer .scale attribute")
+        if tile is not None and tile < 8:
+            raise LightSRError(f"tile size must be at least 8 pixels (got {tile})")
+        if tile_pad < 0:
+            raise LightSRError(f"tile padding must be >= 0 (got {tile_pad})")
+        self.tile, self.tile_pad = tile, tile_pad
+        self.self_ensemble = self_ensemble
+        self.max_memory = max_memory  # bytes
+        self.progress = progress
+        self.outscale = outscale
+        self._bpp: float | None = None  # estimated bytes per input pixel
+
+    # -- public ----------------------------------------------------------------------------------
+    def __call__(self, image, outscale: float | None = None):
+        """Upscale ``image`` (numpy, PIL or tensor); returns the same kind."""
+        outscale = outscale if outscale is not None else self.outscale
+        if isinstance(image, torch.Tensor):
+            return self.upscale_tensor(image, outscale)
+        try:
+            from PIL import Image
+        except ImportError:  # pragma: no cover
+            Image = None
+        if Image is not None and isinstance(image, Image.Image):
+            return self._upscale_pil(image, outscale)
+        if isinstance(image, np.ndarray):
+            return self.upscale_array(image, outscale)
+        raise LightSRError(f"cannot upscale a {type(image).__name__}; pass a numpy array, PIL image or tensor")
+
+    @property
+    def native_scale(self) -> float:
+        return float(self.scale) if self.scale is not None else 1.0
+
+    def output_size(self, h: int, w: int, outscale: float | None = None) -> tuple[int, int]:
+        s = outscale if outscale is not None else self.native_scale
+        return int(round(h * s)), int(round(w * s))
+
+    def upscale_tensor(self, x: torch.Tensor, outscale: float | None = None) -> torch.Tensor:
+        """Float tensor in [0, 1], (C, H, W) or (B, C, H, W), C = 1 or 3 -> upscaled, clamped to [0, 1]."""
+        if x.ndim not in (3, 4) or x.shape[-3] not in (1, 3) or not x.is_floating_point():
+            raise LightSRError(f"expected a float (C, H, W) or (B, C, H, W) tensor with C = 1 or 3, "
+                               f"got {x.dtype} {tuple(x.shape)}")
+        squeeze = x.ndim == 3
+        xb = x[None] if squeeze else x
+        outs = []
+        for img in xb:
+            gray = img.shape[0] == 1
+            img = img.expand(3, -1, -1) if gray else img
+            y = self._rgb(img[None].float().cpu(), outscale)
+            outs.append(y.mean(1, keepdim=True) if gray else y)
+        out = torch.cat(outs).to(x.device, x.dtype)
+        return out[0] if squeeze else out
+
+    def upscale_array(self, arr: np.ndarray, outscale: float | None = None) -> np.ndarray:
+        """(H, W[, C]) uint8 / uint16 / float [0, 1] numpy image -> upscaled, same dtype and channels."""
+        arr = np.asarray(arr)
+        squeeze = arr.ndim == 2
+        if squeeze:
+            arr = arr[:, :, None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise LightSRError(f"expected an (H, W, C) image with C in 1..4, got shape {arr.shape}")
+        if arr.dtype == np.uint8 or arr.dtype == np.uint16:
+            peak = float(np.iinfo(arr.dtype).max)
+        elif np.issubdtype(arr.dtype, np.floating):
+            peak = 1.0
+        else:
+            raise LightSRError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        c = arr.shape[2]
+        color = arr[..., :1].repeat(3, axis=2) if c <= 2 else arr[..., :3]
+        alpha = arr[..., c - 1] if c in (2, 4) else None
+        x = torch.from_numpy(np.ascontiguousarray(color.transpose(2, 0, 1)).astype(np.float32) / peak)[None]
+        oh, ow = self._out_hw(x.shape[-2], x.shape[-1], outscale)
+        out = np.empty((oh, ow, 3), dtype=arr.dtype)
+        for y0, y1, band in self._bands(x, outscale):
+            out[y0:y1] = _from_float(band[0].permute(1, 2, 0).numpy(), arr.dtype, peak)
+        if c <= 2:  # gray in, gray out: the mean of the three output channels
+            m = out.astype(np.float64).mean(axis=2, keepdims=True)
+            out = (m if peak == 1.0 else m.round()).astype(arr.dtype)
+        if alpha is not None:
+            out = np.concatenate([out, _resize_alpha(alpha, (oh, ow))[..., None]], axis=2)
+        return out[..., 0] if squeeze else out
+
+    # -- internals ------------------------------------------------------------------------------
+    def _upscale_pil(self, im, outscale):
+        from PIL import Image
+
+        from .imageio import _to_array
+
+        from .imageio import to_uint8
+
+        out = self.upscale_array(_to_array(im), outscale)
+        if out.shape[2] == 1:  # L, or I;16 for 16-bit gray
+            return Image.fromarray(out[..., 0])
+        return Image.fromarray(to_uint8(out))  # Pillow has no 16-bit colour mode
+
+    def _out_hw(self, h: int, w: int, outscale: float | None) -> tuple[int, int]:
+        if outscale is None:
+            if self.continuous:
+                raise LightSRError("a continuous-scale model needs an output scale (--outscale)")
+            return h * int(self.scale), w * int(self.scale)
+        if outscale <= 0 or not math.isfinite(outscale):
+            raise LightSRError(f"output scale must be positive, got {outscale}")
+        return self.output_size(h, w, outscale)
+
+    def _rgb(self, x: torch.Tensor, outscale: float | None) -> torch.Tensor:
+        oh, ow = self._out_hw(x.shape[-2], x.shape[-1], outscale)
+        out = torch.empty(1, 3, oh, ow)
+        for y0, y1, band in self._bands(x, outscale):
+            out[:, :, y0:y1] = band.clamp_(0, 1)
+        return out
+
+    def _bands(self, x: torch.Tensor, outscale: float | None) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """Yield finished output row bands ``(y0, y1, (1, 3, y1-y0, W_out) float32)`` of image ``x``."""
+        h, w = x.shape[-2:]
+        if self.continuous:
+            s = float(outscale)
+            if self.tile is None or s != int(s):  # tiles of a fractional grid do not align: whole image
+                yield 0, self._out_hw(h, w, outscale)[0], self._forward(x, s)
+                return
+            native = s
+        else:
+            native = float(self.scale)
+        s_int = int(native)
+        resize = outscale is not None and not self.continuous and abs(outscale - native) > 1e-9
+        if resize:  # native model scale, then MATLAB bicubic to the requested size
+            from .resize import imresize
+
+            full = torch.empty(1, 3, h * s_int, w * s_int)
+            for y0, y1, band in self._native_bands(x, s_int):
+                full[:, :, y0:y1] = band
+            oh, ow = self._out_hw(h, w, outscale)
+            yield 0, oh, imresize(full.clamp_(0, 1), outscale / native, output_size=(oh, ow))
+            return
+        yield from self._native_bands(x, s_int)
+
+    def _native_bands(self, x: torch.Tensor, s: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        h, w = x.shape[-2:]
+        tile = self.tile
+        if tile is None and self.max_memory is not None:
+            tile = self._tile_for_budget(h, w)
+        if tile is None or (tile >= h and tile >= w):
+            try:
+                yield 0, h * s, self._forward(x, s)
+                return
+            except torch.OutOfMemoryError:
+                if self.device.type != "cuda":
+                    raise
+                torch.cuda.empty_cache()
+                tile = 512
+                _note(f"out of GPU memory on the whole image; tiling with --tile {tile}")
+        while True:
+            try:
+                # collect all bands before yielding, so a retry never follows a partial yield
+                bands = list(self._tiled(x, s, tile))
+                break
+            except torch.OutOfMemoryError:
+                if self.device.type != "cuda" or tile <= 32:
+                    raise
+                torch.cuda.empty_cache()
+                tile //= 2
+                _note(f"out of GPU memory; retrying with --tile {tile}")
+        yield from bands
+
+    def _tiled(self, x: torch.Tensor, s: int, tile: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        h, w = x.shape[-2:]
+        pad, b = self.tile_pad, min(self.tile_pad // 2, tile // 2)
+        rows, cols = list(range(0, h, tile)), list(range(0, w, tile))
+        bar = _bar(len(rows) * len(cols), "tiles", self.progress and len(rows) * len(cols) > 1)
+        ow = w * s
+        band_lo, acc = 0, None  # acc holds output rows [band_lo, band_lo + acc.shape[2])
+        for r, ty in enumerate(rows):
+            ty1 = min(ty + tile, h)
+            # output rows this tile row writes (core +- b, clipped); rows < next_lo are then final
+            lo, hi = max(ty - b, 0) * s, min(ty1 + b, h) * s
+            new = torch.zeros(1, 3, hi - band_lo, ow)
+            if acc is not None:
+                new[:, :, : acc.shape[2]] = acc
+            acc = new
+            wy = _ramp(h, ty, ty1, b, s)[lo:hi]
+            for tx in cols:
+                tx1 = min(tx + tile, w)
+                cy0, cy1, cx0, cx1 = max(ty - pad, 0), min(ty1 + pad, h), max(tx - pad, 0), min(tx1 + pad, w)
+                y = self._forward(x[:, :, cy0:cy1, cx0:cx1], s)
+                oy0, ox0 = max(ty - b, 0), max(tx - b, 0)
+                oy1, ox1 = min(ty1 + b, h), min(tx1 + b, w)
+                part = y[:, :, (oy0 - cy0) * s:(oy1 - cy0) * s, (ox0 - cx0) * s:(ox1 - cx0) * s]
+                wx = _ramp(w, tx, tx1, b, s)[ox0 * s:ox1 * s]
+                acc[:, :, lo - band_lo:hi - band_lo, ox0 * s:ox1 * s] += part * (wy[:, None] * wx[None, :])
+                bar.update(1)
+            next_lo = max(rows[r + 1] - b, 0) * s if r + 1 < len(rows) else h * s
+            yield band_lo, next_lo, acc[:, :, : next_lo - band_lo].clone()
+            acc = acc[:, :, next_lo - band_lo:]
+            band_lo = next_lo
+        bar.close()
+
+    @torch.no_grad()
+    def _forward(self, x: torch.Tensor, s: float) -> torch.Tensor:
+        """One model call on a (1, 3, h, w) float32 CPU tensor -> float32 CPU output (s*h, s*w)."""
+        h, w = x.shape[-2:]
+        ph, pw = max(MIN_SIDE - h, 0), max(MIN_SIDE - w, 0)
+        if ph or pw:  # a 1x1 or 2x3 image: edge-pad, run, crop
+            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
+        xd = x.to(self.device, self.dtype)
+        run = (lambda t: self.model(t, scale=s)) if self.continuous else self.model
+        if self.self_ensemble:
+            y = _self_ensemble(run, xd)
+        else:
+            y = run(xd)
+        y = y.float().cpu()
+        if ph or pw:
+            y = y[:, :, : int(round(h * s)), : int(round(w * s))]
+        return y
+
+    def _tile_for_budget(self, h: int, w: int) -> int | None:
+        """Largest tile (multiple of 8) whose estimated working memory fits ``max_memory``."""
+        if self._bpp is None:
+            self._bpp = self._bytes_per_pixel()
+        pad = self.tile_pad
+        if (h + 0.0) * w * self._bpp <= self.max_memory:
+            return None
+        side = int(math.sqrt(self.max_memory / self._bpp)) - 2 * pad
+        return max(16, side // 8 * 8)
+
+    def _bytes_per_pixel(self, n: int = 48) -> float:
+        """Working memory per input pixel, measured on an n x n probe.
+
+        CUDA: peak allocated bytes. CPU: 4 x the largest module output (a live input, output and a
+        couple of concatenated / skip tensors), an estimate.
+        """
+        x = torch.rand(1, 3, n, n)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            base = torch.cuda.memory_allocated(self.device)
+            self._forward(x, float(self.scale or 2))
+            torch.cuda.synchronize(self.device)
+            return max(torch.cuda.max_memory_allocated(self.device) - base, 1) / (n * n)
+        biggest = [0]
+
+        def hook(_m, _i, out):
+            if isinstance(out, torch.Tensor):
+                biggest[0] = max(biggest[0], out.numel() * out.element_size())
+
+        hooks = [m.register_forward_hook(hook) for m in self.model.modules() if not list(m.children())]
+        try:
+            self._forward(x, float(self.scale or 2))
+        finally:
+            for hk in hooks:
+                hk.remove()
+        return 4.0 * biggest[0] / (n * n)
+
+
+def _ramp(length: int, a: int, b: int, half: int, s: int) -> torch.Tensor:
+    """Blend weights over the output pixels of axis ``length*s`` for a tile whose core is [a, b).
+
+    1 inside the core, rising linearly across [a - half, a + half] (when a > 0) and falling across
+    [b - half, b + half] (when b < length); 0 outside. A neighbour's ramp over the same zone is
+    1 minus this one, so overlapping tiles sum to exactly 1.
+    """
+    u = (torch.arange(length * s, dtype=torch.float32) + 0.5) / s  # pixel centres in input units
+    wgt = ((u >= a) & (u < b)).float() if half == 0 else torch.ones_like(u)
+    if half > 0:
+        if a > 0:
+            wgt = wgt * ((u - (a - half)) / (2 * half)).clamp(0, 1)
+        else:
+            wgt = wgt * (u < b + half).float()
+        if b < length:
+            wgt = wgt * (((b + half) - u) / (2 * half)).clamp(0, 1)
+    return wgt
+
+
+def _self_ensemble(run, x: torch.Tensor) -> torch.Tensor:
+    """x8 geometric self-ensemble (the evaluation pipeline's), accumulated in float32."""
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        return run(t).float()
+
+    try:
+        from .evaluate import self_ensemble
+    except ImportError:  # evaluation module absent: the same x8 mean, written here
+        out = 0
+        for k in range(4):
+            for flip in (False, True):
+                t = torch.rot90(x, k, dims=(-2, -1))
+                y = fn(t.flip(-1) if flip else t)
+                out = out + torch.rot90(y.flip(-1) if flip else y, -k, dims=(-2, -1))
+        return out / 8
+    return self_ensemble(fn, x)
+
+
+def _from_float(a: np.ndarray, dtype, peak: float) -> np.ndarray:
+    if np.issubdtype(dtype, np.floating):
+        return np.clip(a, 0, 1).astype(dtype)
+    return (np.clip(a, 0, 1) * peak).round().astype(dtype)
+
+
+def _resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if alpha.min() == alpha.max():  # opaque (or uniform): nothing to interpolate
+        return np.full(size, alpha.flat[0], dtype=alpha.dtype)
+    from .resize import imresize
+
+    return imresize(alpha, output_size=size)
+
+
+def _note(msg: str) -> None:
+    try:
+        from tqdm import tqdm
+
+        tqdm.write(f"lightsr: {msg}", file=sys.stderr)
+    except ImportError:  # pragma: no cover
+        print(f"lightsr: {msg}", file=sys.stderr)
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+    def set_postfix_str(self, *a, **k):
+        pass
+
+
+def _bar(total: int, unit: str, enabled: bool, leave: bool = False):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, leave=leave, file=sys.stderr, dynamic_ncols=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+def _resolve_dtype(half: bool, bf16: bool, device: torch.device) -> torch.dtype:
+    if half and bf16:
+        raise LightSRError("choose one of --half and --bf16")
+    if half:
+        return torch.float16
+    if bf16:
+        return torch.bfloat16
+    return torch.float32
+
+
+def _shipped_weights(entry, scale: int | None) -> tuple[int, Path | None]:
+    """Scale and path of the weights shipped for ``entry`` (path None if not shipped/absent)."""
+    pre = dict(entry.pretrained or {})
+    if scale is None:
+        scale = 4 if (4 in pre or not pre) else max(pre)
+    if scale in pre and (WEIGHTS_DIR / pre[scale]).is_file():
+        return scale, WEIGHTS_DIR / pre[scale]
+    return scale, None
+
+
+def _missing_weights_error(name: str, scale: int | None, default: bool) -> LightSRError:
+    what = f"{name} x{scale}" if scale else name
+    lead = f"the default model {what}" if default else f"model {what}"
+    return LightSRError(f"{lead} has no shipped weights (expected under {WEIGHTS_DIR}); pass a checkpoint "
+                        f"trained for {what} with --weights PATH (Python: weights=PATH), or pick a model "
+                        f"that ships weights (`lightsr list-models --details`)")
+
+
+def _arch_from_file(path: Path) -> tuple[str, int | None, dict]:
+    from .checkpoint import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except Exception:  # noqa: BLE001
+        meta = {}
+    name = meta.get("model") or meta.get("arch") or meta.get("name")
+    if not isinstance(name, str):
+        raise LightSRError(f"cannot tell which architecture {path} is for; pass the model name too, "
+                           f"e.g. lightsr.load('imdn', weights='{path}') or --model NAME --weights {path}")
+    scale = meta.get("scale")
+    opts = meta.get("options") if isinstance(meta.get("options"), dict) else {}
+    return name, int(scale) if isinstance(scale, (int, float)) else None, opts
+
+
+def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None, device: str | None = None,
+         weights: str | os.PathLike | None = None, *, half: bool = False, bf16: bool = False,
+         tile: int | None = None, tile_pad: int = 16, self_ensemble: bool = False,
+         max_memory: float | None = None, options: dict | None = None, progress: bool = False,
+         outscale: float | None = None) -> Upscaler:
+    """A ready-to-use :class:`Upscaler`.
+
+    ``name_or_path``: a registered model name (its shipped weights are used unless ``weights`` is
+    given), a checkpoint file written by lightsr (its metadata names the architecture), or ``None``
+    for the default model. ``scale``: the model's native scale (default: 4, or the one that fits
+    ``outscale``). Raises :class:`LightSRError` with one line for anything missing or mismatched.
+    """
+    from .models import build_model, get_entry, pick_device
+
+    options = dict(options or {})
+    default = name_or_path is None
+    name = DEFAULT_MODEL if default else str(name_or_path)
+    as_path = Path(name)
+    if not default and (as_path.suffix in (".safetensors", ".pth", ".pt", ".ckpt") or as_path.is_file()):
+        if weights is not None:
+            raise LightSRError("pass either a checkpoint path or a model name with weights=, not both")
+        if not as_path.is_file():
+            raise LightSRError(f"checkpoint not found: {as_path}")
+        weights = as_path
+        name, meta_scale, meta_opts = _arch_from_file(as_path)
+        scale = scale if scale is not None else meta_scale
+        options = {**meta_opts, **options}
+    if default:
+        try:
+            entry = get_entry(name)
+        except LightSRError:
+            raise _missing_weights_error(name, scale or 4, True) from None
+    else:
+        entry = get_entry(name)
+    if scale is None and entry.scales is not None and outscale is not None and weights is None and entry.pretrained:
+        # the smallest shipped native scale reaching outscale (given weights: their own scale, else 4)
+        have = sorted(entry.pretrained)
+        fits = [s for s in have if s >= outscale - 1e-9]
+        scale = int(fits[0] if fits else have[-1])
+    if weights is None:
+        scale, path = _shipped_weights(entry, scale if scale is None else int(scale))
+        if path is None:
+            raise _missing_weights_error(entry.name, scale if entry.scales is not None else None, default)
+        weights = path
+    elif not Path(weights).is_file():
+        raise LightSRError(f"weights file not found: {weights}")
+    if weights is not None and scale is None and Path(weights).suffix == ".safetensors":
+        try:
+            scale = _arch_from_file(Path(weights))[1]
+        except LightSRError:
+            pass
+    dev = pick_device(device)
+    model = build_model(entry.name, scale=scale, weights=str(weights), options=options, device="cpu")
+    return Upscaler(model, dev, _resolve_dtype(half, bf16, dev), tile=tile, tile_pad=tile_pad,
+                    self_ensemble=self_ensemble, max_memory=max_memory, progress=progress, outscale=outscale)
+
+
+def upscale(image, model: str | os.PathLike | Upscaler | None = None, *, scale: int | None = None,
+            outscale: float | None = None, device: str | None = None, weights: str | None = None, **kw):
+    """One-shot: ``lightsr.upscale(img, "imdn", weights="imdn_x4.pth")``; same kind of image back.
+
+    For many images build the upscaler once with :func:`load` and call it.
+    """
+    up = model if isinstance(model, Upscaler) else load(model, scale=scale, device=device, weights=weights,
+                                                        outscale=outscale, **kw)
+    return up(image, outscale=outscale)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+def parse_memory(text: str | None) -> float | None:
+    """"4G", "512M", "1.5GB", "2" (GB) -> bytes."""
+    if text is None:
+        return None
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        if t and t[-1] in mult:
+            value = float(t[:-1]) * mult[t[-1]]
+        else:
+            value = float(t) * 2**30
+    except ValueError:
+        raise LightSRError(f"--max-memory expects a size like 4G or 512M, got {text!r}") from None
+    if value <= 0:
+        raise LightSRError(f"--max-memory must be positive, got {text!r}")
+    return value
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """``[(file, path relative to its root)]`` for files, folders (recursive) and globs; plus errors."""
+    found: list[tuple[Path, Path]] = []
+    errors: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READ_EXTS
+                           and not f.name.startswith("."))
+            if not files:
+                errors.append(f"no images found in folder {p}")
+            found += [(f, f.relative_to(p)) for f in files]
+        elif p.is_file():
+            found.append((p, Path(p.name)))
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            files = [m for m in matches if m.is_file()]
+            if not files:
+                errors.append(f"no files match {item}")
+            found += [(m, Path(m.name)) for m in files]
+        else:
+            errors.append(f"input not found: {item}")
+    seen, unique = set(), []
+    for f, rel in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((f, rel))
+    return unique, errors
+
+
+def output_path(src: Path, rel: Path, out: Path, single_file: bool, suffix: str, ext: str) -> Path:
+    from .imageio import FORMATS
+
+    if ext == "same":
+        new_ext = src.suffix.lower() if src.suffix.lower() in FORMATS else ".png"
+    else:
+        new_ext = "." + ext.lower().lstrip(".")
+    if single_file and out.suffix.lower() in FORMATS and not out.is_dir():
+        return out
+    return out / rel.parent / f"{rel.stem}{suffix}{new_ext}"
+
+
+def _check_out_root(out: Path) -> None:
+    """A clear line for an output location that cannot be written (before any work is done)."""
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            return
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LightSRError(f"cannot write under {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LightSRError(f"output folder {probe} is not writable")
+
+
+def run_cli(args) -> int:
+    from .cli import parse_options
+    from .imageio import FORMATS, read, write_image
+
+    ext = (args.ext or "same").lower().lstrip(".")
+    if ext != "same" and "." + ext not in FORMATS:
+        raise LightSRError(f"--ext {args.ext!r}: use png, jpg, webp, tif, bmp or same")
+    files, errors = collect_inputs(args.input)
+    out = Path(args.output)
+    single = len(args.input) == 1 and Path(args.input[0]).is_file()
+    if single and out.suffix.lower() not in FORMATS and not out.is_dir() and out.suffix:
+        raise LightSRError(f"output {out}: unknown image extension {out.suffix!r} "
+                           f"(use {', '.join(sorted(set(FORMATS)))} or a folder)")
+    _check_out_root(out if not (single and out.suffix) else out.parent)
+    for e in errors:
+        print(f"lightsr: error: {e}", file=sys.stderr)
+    if not files:
+        raise LightSRError("no input images" + (f" ({errors[0]})" if errors else ""))
+
+    up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
+              bf16=args.bf16, tile=args.tile or None, tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
+              max_memory=parse_memory(args.max_memory), progress=not args.quiet, outscale=args.outscale,
+              options=parse_options(getattr(args, "opt", None)))
+    failed, done, megapixels = len(errors), 0, 0.0
+    start = time.perf_counter()
+    bar = _bar(len(files), "img", not args.quiet and len(files) > 1, leave=True)
+    for src, rel in files:
+        dst = output_path(src, rel, out, single, args.suffix, ext)
+        try:
+            if dst.resolve() == src.resolve():
+                raise LightSRError(f"output {dst} is the input file; choose another -o folder or a --suffix")
+            if dst.exists() and not args.overwrite:
+                raise LightSRError(f"{dst} exists; refusing to overwrite it (pass --overwrite)")
+            img = read(src)
+            result = up(img.array)
+            write_image(dst, result, like=img, overwrite=args.overwrite, quality=args.quality)
+            done += 1
+            megapixels += result.shape[0] * result.shape[1] / 1e6
+        except LightSRError as exc:
+            failed += 1
+            _note(f"error: {exc}")
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            failed += 1
+            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            _note(f"error: {src}: {type(exc).__name__}: {msg} (try --tile 256 or --max-memory)")
+        bar.update(1)
+    bar.close()
+    secs = time.perf_counter() - start
+    rate = f", {megapixels / secs:.2f} MP/s" if secs > 0 and done else ""
+    tail = f"; {failed} failed" if failed else ""
+    print(f"lightsr: upscaled {done} image{'s' if done != 1 else ''}, {megapixels:.2f} output megapixels "
+          f"in {secs:.1f} s{rate}{tail}", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,94 @@
+"""ONNX export: dynamic height/width, onnxruntime matches PyTorch within 1e-3, optional dependency."""
+import ast
+import builtins
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lightsr.cli import main
+from lightsr.errors import LightSRError
+
+from conftest import REFERENCE, need
+
+
+class Tiny(nn.Module):
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.scale = scale
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.LeakyReLU(0.05),
+                                  nn.Conv2d(8, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, x):
+        return self.body(x) + nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+def test_importing_lightsr_does_not_import_onnx():
+    """No module of the package imports onnx at module level (only inside the export functions)."""
+    import lightsr
+
+    root = Path(lightsr.__file__).parent
+    for path in root.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:  # module-level statements only
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n.split(".")[0] in ("onnx", "onnxruntime") for n in names), path
+
+
+@pytest.mark.slow
+def test_import_in_fresh_interpreter_does_not_load_onnx():
+    code = ("import sys, lightsr, lightsr.upscaler, lightsr.export, lightsr.cli; "
+            "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_onnx_is_a_clear_error(monkeypatch, tmp_path):
+    real_import = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.split(".")[0] in ("onnx", "onnxruntime"):
+            raise ImportError(f"No module named {name!r}", name=name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    from lightsr.export import export_onnx
+
+    with pytest.raises(LightSRError, match="pip install"):
+        export_onnx(Tiny(), tmp_path / "m.onnx")
+
+
+def test_tiny_export_dynamic_sizes(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from lightsr.export import export_onnx
+
+    torch.manual_seed(0)
+    m = Tiny(3).eval()
+    res = export_onnx(m, tmp_path / "m.onnx", sample_hw=(16, 16))
+    assert res["max_abs_error"] < 1e-5
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 3, 7, 11)  # another batch and size than traced
+    y = sess.run(None, {"input": x.numpy()})[0]
+    assert y.shape == (2, 3, 21, 33)
+    assert abs(y - m(x).detach().numpy()).max() < 1e-5
+    with pytest.raises(LightSRError, match="overwrite"):
+        export_onnx(m, tmp_path / "m.onnx")
+    with pytest.raises(LightSRError, match=".onnx"):
+        export_onnx(m, tmp_path / "m.bin")
+
+
+@pytest.mark.slow
+def test_cli_export_imdn(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    w = need(REFERENCE / "imdn_x4.pth")
+    rc = main(["export", "--model", "imdn", "--weights", str(w), "--format", "onnx", "-o", str(tmp_path / "i.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 0 and (tmp_path / "i.onnx").stat().st_size > 2_000_000
+    diff = float(err.split("max |diff| ")[1].split()[0].rstrip(")"))
+    assert diff < 1e-3
+    rc = main(["export", "--model", "imdn", "--weights", str(REFERENCE / "imdn_x2.pth"), "-o", str(tmp_path / "j.onnx")])
+    assert rc == 2 and "another scale" in capsys.readouterr().err and not (tmp_path / "j.onnx").exists()

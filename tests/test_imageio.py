@@ -1,0 +1,239 @@
+"""Image I/O: every mode and format, 16 bit, EXIF orientation, ICC, bad files, atomic writes."""
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms, ImageOps
+
+from lightsr import imageio
+from lightsr.errors import LightSRError
+from lightsr.imageio import ImageData, read, read_image, read_png16, write_image
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, (13, 17, 3), dtype=np.uint8)
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg and msg
+    return msg
+
+
+# ------------------------------------------------------------------ reading: modes and formats
+@pytest.mark.parametrize("ext", [".png", ".bmp", ".tif", ".webp"])
+def test_lossless_round_trip(tmp_path, ext):
+    kw = {"lossless": True} if ext == ".webp" else {}
+    Image.fromarray(RGB).save(tmp_path / f"a{ext}", **kw)
+    got = read_image(tmp_path / f"a{ext}")
+    assert got.dtype == np.uint8 and got.shape == (13, 17, 3)
+    np.testing.assert_array_equal(got, RGB)
+
+
+@pytest.mark.parametrize("mode,channels,ext", [("CMYK", 3, ".jpg"), ("CMYK", 3, ".tif"), ("LA", 4, ".png"),
+                                               ("P", 3, ".png"), ("1", 1, ".png"), ("L", 1, ".png"),
+                                               ("RGBA", 4, ".png"), ("YCbCr", 3, ".jpg"), ("I", 1, ".tif")])
+def test_modes_are_converted(tmp_path, mode, channels, ext):
+    src = Image.fromarray(RGB).convert(mode)
+    src.save(tmp_path / f"m{ext}")
+    reopened = Image.open(tmp_path / f"m{ext}")
+    got = read_image(tmp_path / f"m{ext}")
+    assert got.shape == (13, 17, channels)
+    if mode in ("CMYK", "P", "YCbCr", "RGBA", "L"):  # same pixels as Pillow's own conversion
+        want = np.asarray(reopened.convert("RGBA" if channels == 4 else "RGB" if channels == 3 else "L"))
+        np.testing.assert_array_equal(got.reshape(want.shape), want)
+    if mode == "1":
+        assert set(np.unique(got)) <= {0, 255}
+    if mode == "LA":  # gray replicated into RGB, alpha kept
+        la = np.asarray(reopened)
+        np.testing.assert_array_equal(got[..., 0], la[..., 0])
+        np.testing.assert_array_equal(got[..., 2], la[..., 0])
+        np.testing.assert_array_equal(got[..., 3], la[..., 1])
+
+
+def test_palette_with_transparency_gives_rgba(tmp_path):
+    im = Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4) % 4)
+    im = im.convert("P") if im.mode != "L" else Image.frombytes("P", (4, 3), im.tobytes())
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+    im.save(tmp_path / "t.png", transparency=0)
+    got = read_image(tmp_path / "t.png")
+    assert got.shape[2] == 4 and (got[..., 3] == 0).any() and (got[..., 3] == 255).any()
+
+
+def test_i16_png_keeps_16_bits(tmp_path):
+    g = RNG.integers(0, 65536, (9, 11), dtype=np.uint16)
+    Image.fromarray(g).save(tmp_path / "g.png")
+    got = read(tmp_path / "g.png")
+    assert got.array.dtype == np.uint16 and got.bit_depth == 16
+    np.testing.assert_array_equal(got.array[..., 0], g)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_16bit_png_round_trip(tmp_path, channels):
+    a = RNG.integers(0, 65536, (15, 21, channels), dtype=np.uint16)
+    write_image(tmp_path / "a.png", a)
+    head = (tmp_path / "a.png").read_bytes()[:29]
+    assert head[24] == 16  # IHDR bit depth
+    got = read_image(tmp_path / "a.png")
+    assert got.dtype == np.uint16
+    np.testing.assert_array_equal(got, a)
+
+
+def _encode_filtered(a: np.ndarray, filters) -> bytes:
+    """Reference PNG filtering (spec 9.2), straightforward per-byte Python."""
+    h, w, c = a.shape
+    bpp, raw = 2 * c, a.astype(">u2").tobytes()
+    stride, out, prev = w * bpp, b"", bytes(w * bpp)
+    for y in range(h):
+        row, ft = raw[y * stride:(y + 1) * stride], filters[y % len(filters)]
+        f = bytearray()
+        for i, v in enumerate(row):
+            left = row[i - bpp] if i >= bpp else 0
+            up, ul = prev[i], (prev[i - bpp] if i >= bpp else 0)
+            p = left + up - ul
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - ul)
+            paeth = left if pa <= pb and pa <= pc else (up if pb <= pc else ul)
+            pred = [0, left, up, (left + up) // 2, paeth][ft]
+            f.append((v - pred) % 256)
+        out += bytes([ft]) + bytes(f)
+        prev = row
+    ctype = {1: 0, 3: 2, 4: 6}[c]
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(out)) + _chunk(b"IEND", b""))
+
+
+def test_png16_decoder_all_filters(tmp_path):
+    a = RNG.integers(0, 65536, (10, 7, 3), dtype=np.uint16)
+    (tmp_path / "f.png").write_bytes(_encode_filtered(a, [0, 1, 2, 3, 4]))
+    np.testing.assert_array_equal(read_png16(tmp_path / "f.png"), a)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.png"), a)
+
+
+def test_png16_decoder_matches_pillow_adaptive_filters(tmp_path):
+    g = (np.linspace(0, 65535, 30 * 40).reshape(30, 40) + RNG.integers(0, 50, (30, 40))).astype(np.uint16)
+    Image.fromarray(g).save(tmp_path / "g.png")  # Pillow chooses Sub / Paeth per row
+    np.testing.assert_array_equal(read_png16(tmp_path / "g.png")[..., 0], np.asarray(Image.open(tmp_path / "g.png")))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation(tmp_path, orientation):
+    exif = Image.Exif()
+    exif[274] = orientation
+    Image.fromarray(RGB).save(tmp_path / "o.png", exif=exif)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.png")))
+    np.testing.assert_array_equal(read_image(tmp_path / "o.png"), want)
+    if orientation in (5, 6, 7, 8):
+        assert want.shape[:2] == (17, 13)
+    # the 16-bit path applies the same transform on arrays
+    np.testing.assert_array_equal(imageio._apply_orientation(RGB, Image.open(tmp_path / "o.png")), want)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".tif"])
+def test_icc_profile_kept(tmp_path, ext):
+    Image.fromarray(RGB).save(tmp_path / f"in{ext}", icc_profile=SRGB)
+    src = read(tmp_path / f"in{ext}")
+    assert src.icc_profile == SRGB
+    write_image(tmp_path / f"out{ext}", src.array, like=src)
+    assert read(tmp_path / f"out{ext}").icc_profile == SRGB
+
+
+def test_icc_profile_kept_16bit(tmp_path):
+    a = RNG.integers(0, 65536, (5, 6, 3), dtype=np.uint16)
+    write_image(tmp_path / "a.png", a, like=ImageData(a, icc_profile=SRGB))
+    got = read(tmp_path / "a.png")
+    assert got.icc_profile == SRGB and got.array.dtype == np.uint16
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".webp"])
+def test_lossy_formats_write_close(tmp_path, ext):
+    smooth = np.clip(np.indices((32, 32)).sum(0)[..., None] * 4, 0, 255).repeat(3, 2).astype(np.uint8)
+    write_image(tmp_path / f"a{ext}", smooth)
+    assert np.abs(read_image(tmp_path / f"a{ext}").astype(int) - smooth).mean() < 3
+
+
+def test_rgba_to_jpeg_composited_on_white(tmp_path):
+    a = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    write_image(tmp_path / "a.jpg", a)
+    assert read_image(tmp_path / "a.jpg").min() >= 250
+
+
+# ------------------------------------------------------------------ bad files
+def test_bad_files(tmp_path):
+    good = tmp_path / "good.png"
+    Image.fromarray(RNG.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(good)
+    data = good.read_bytes()
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    bad = bytearray(data)
+    bad[80:200] = bytes(120)
+    (tmp_path / "corrupt.png").write_bytes(bytes(bad))
+    (tmp_path / "text.png").write_text("this is not an image\n")
+    (tmp_path / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
+    expect = {"missing.png": "not found", "zero.png": "empty", "trunc.png": "truncated",
+              "corrupt.png": "cannot read", "text.png": "not an image", "bomb.png": "decompression-bomb"}
+    for name, words in expect.items():
+        with pytest.raises(LightSRError) as exc:
+            read_image(tmp_path / name)
+        assert words in _one_line(exc), (name, str(exc.value))
+    with pytest.raises(LightSRError):
+        read_image(tmp_path)  # a folder
+
+
+def test_pixel_limit_is_configurable(tmp_path):
+    Image.fromarray(RGB).save(tmp_path / "a.png")
+    with pytest.raises(LightSRError, match="decompression-bomb"):
+        read_image(tmp_path / "a.png", max_pixels=100)
+    assert read_image(tmp_path / "a.png", max_pixels=13 * 17).shape == (13, 17, 3)
+
+
+def test_one_pixel_image(tmp_path):
+    Image.fromarray(RGB[:1, :1]).save(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "p.png"), RGB[:1, :1])
+
+
+# ------------------------------------------------------------------ writing
+def test_no_overwrite_without_flag(tmp_path):
+    p = tmp_path / "a.png"
+    write_image(p, RGB)
+    before = p.read_bytes()
+    with pytest.raises(LightSRError, match="overwrite"):
+        write_image(p, RGB[::-1])
+    assert p.read_bytes() == before
+    write_image(p, RGB[::-1].copy(), overwrite=True)
+    np.testing.assert_array_equal(read_image(p), RGB[::-1])
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    def boom(tmp, *a, **k):
+        with open(tmp, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(imageio, "_encode", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "a.png", RGB)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_destination(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LightSRError) as exc:
+        write_image(tmp_path / "file" / "a.png", RGB)
+    _one_line(exc)
+    with pytest.raises(LightSRError, match="extension"):
+        write_image(tmp_path / "a.xyz", RGB)
+
+
+def test_16bit_to_8bit_formats(tmp_path):
+    a = np.full((3, 3, 3), 65535, np.uint16)
+    a[0, 0] = 257 * 10
+    write_image(tmp_path / "a.bmp", a)
+    got = read_image(tmp_path / "a.bmp")
+    assert got.dtype == np.uint8 and got[0, 0, 0] == 10 and got[1, 1, 1] == 255

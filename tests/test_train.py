@@ -1,0 +1,291 @@
+"""Training engine: losses (HASN KL by hand), schedules, exact resume, --init, continuous models,
+run-directory safety, CLI spellings and torchrun (2 gloo processes = 1 process with twice the batch)."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from lightsr.checkpoint import read_state_dict
+from lightsr.errors import LightSRError
+from lightsr.train import TrainConfig, Trainer, get_recipe, init_from, lr_at
+from lightsr.train.losses import charbonnier, kl_divergence, l1, l1_kl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- tiny models ----------------------------------------------------------------------------------
+
+TINY_SRC = '''
+import torch
+from torch import nn
+
+
+class TinySR(nn.Module):
+    """conv -> ReLU -> conv -> PixelShuffle, plus a bicubic-free nearest skip."""
+
+    def __init__(self, scale=2, c=8):
+        super().__init__()
+        self.scale = scale
+        self.body = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1))
+        self.upsample = nn.Sequential(nn.Conv2d(c, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, x):
+        return self.upsample(self.body(x)) + nn.functional.interpolate(x, scale_factor=self.scale)
+'''
+exec(TINY_SRC)  # defines TinySR here; the torchrun script gets the same source
+
+
+class TinyImplicit(nn.Module):
+    """A continuous model with the engine's calling convention: model(lr, scale=, coord=, cell=)."""
+
+    continuous = True
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Conv2d(3, 8, 3, padding=1)
+        self.out = nn.Linear(8 + 2, 3)
+        self.seen = []
+
+    def forward(self, x, scale=None, coord=None, cell=None, width=1.0):
+        self.seen.append((scale, tuple(coord.shape), tuple(cell.shape), width))
+        f = F.grid_sample(self.body(x), coord.flip(-1), mode="bilinear", align_corners=False)
+        rel = (cell * torch.tensor(x.shape[-2:])).view(-1, 2, 1, 1).expand(-1, -1, *coord.shape[1:3])
+        y = self.out(torch.cat([f, rel], 1).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return y + F.grid_sample(x, coord.flip(-1), mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    g = torch.Generator().manual_seed(1)
+    for i in range(5):
+        x = torch.rand(3, 8, 8, generator=g)
+        x = F.interpolate(x[None], size=(60, 64), mode="bicubic", align_corners=False)[0]
+        Image.fromarray((x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()).save(d / f"{i}.png")
+    return d
+
+
+def cfg_for(folder, out, **kw) -> TrainConfig:
+    base = dict(model="tiny", scale=2, train_dirs=[str(folder)], val_dir=None, out=str(out), lr_patch=8,
+                batch_size=4, iters=6, lr=2e-3, schedule="cosine", warmup=2, ema=0.9, clip_grad=1.0,
+                deterministic=True, device="cpu", progress=False, log_every=1, val_every=0, save_every=0,
+                cache_dir=None, seed=5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def fresh(seed: int = 5) -> nn.Module:
+    torch.manual_seed(seed)
+    return TinySR()
+
+
+def weights(path) -> dict:
+    return read_state_dict(path)
+
+
+# ---- losses ---------------------------------------------------------------------------------------
+
+
+def test_kl_loss_by_hand():
+    """softmax over RGB per pixel, KL(P_HR || P_SR), mean over B*C*H*W (official HASN KLLoss)."""
+    pred = torch.log(torch.tensor([1.0, 2.0, 3.0])).view(1, 3, 1, 1)  # P_SR = (1/6, 2/6, 3/6)
+    target = torch.zeros(1, 3, 1, 1)  # P_HR = (1/3, 1/3, 1/3)
+    # sum_i P_HR log(P_HR / P_SR) = (ln 2 + ln 1 + ln(2/3)) / 3 = ln(4/3) / 3, averaged over 3 elements
+    expect = math.log(4 / 3) / 9
+    assert kl_divergence(pred, target).item() == pytest.approx(expect, abs=1e-6)
+    assert l1_kl(pred, target).item() == pytest.approx(math.log(6) / 3 + expect, abs=1e-6)
+    assert kl_divergence(target, target).item() == pytest.approx(0.0, abs=1e-7)
+    # a shift of all channels changes nothing (softmax), L1 sees it
+    assert kl_divergence(pred + 5, target).item() == pytest.approx(expect, abs=1e-6)
+
+
+def test_l1_and_charbonnier():
+    a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.25)
+    assert l1(a, b).item() == pytest.approx(0.25)
+    assert charbonnier(a, a).item() == pytest.approx(1e-3)
+    assert charbonnier(a, b).item() == pytest.approx(math.sqrt(0.0625 + 1e-6))
+
+
+def test_lr_schedules():
+    c = TrainConfig(lr=1.0, schedule="multistep", milestones=[0.5, 8], gamma=0.5)
+    assert [lr_at(c, s, 10) for s in (0, 4, 5, 7, 8, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    c = TrainConfig(lr=1.0, schedule="cosine", min_lr=0.0, warmup=2, warmup_start_lr=0.0)
+    assert [lr_at(c, s, 12) for s in (0, 1)] == [0.0, 0.5]
+    assert lr_at(c, 2, 12) == pytest.approx(1.0) and lr_at(c, 7, 12) == pytest.approx(0.5)
+    assert lr_at(c, 12, 12) == pytest.approx(0.0)
+
+
+# ---- exact resume -----------------------------------------------------------------------------------
+
+
+def test_resume_is_exact(folder, tmp_path):
+    """6 steps straight == 3 steps, stop, resume 3 steps: identical weights, EMA and loss curve."""
+    straight = Trainer(cfg_for(folder, tmp_path / "a"), model=fresh()).fit()
+    part = Trainer(cfg_for(folder, tmp_path / "b", stop_after=3), model=fresh()).fit()
+    assert part["step"] == 3 and not (tmp_path / "b" / "final.safetensors").exists()
+    resumed = Trainer(cfg_for(folder, tmp_path / "b"), model=TinySR(), resume=True).fit()
+    assert straight["step"] == resumed["step"] == 6
+    ck_a, ck_b = Path(straight["checkpoint"]), Path(resumed["checkpoint"])
+    for name in ("model.safetensors", "ema.safetensors"):
+        wa, wb = weights(ck_a / name), weights(ck_b / name)
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), name
+    losses = [[r.split(",")[3] for r in (tmp_path / d / "log.csv").read_text().splitlines()] for d in "ab"]
+    assert len(losses[0]) == 7 and losses[0] == losses[1]  # header + 6 steps, same curve
+    # the EMA differs from the raw weights, and final.safetensors holds the EMA
+    fin = weights(tmp_path / "a" / "final.safetensors")
+    assert all(torch.equal(fin[k], weights(ck_a / "ema.safetensors")[k]) for k in fin)
+
+
+def test_run_dir_is_never_overwritten(folder, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "something.txt").write_text("user data")
+    with pytest.raises(LightSRError, match="--resume"):
+        Trainer(cfg_for(folder, out), model=TinySR())
+    Trainer(cfg_for(folder, tmp_path / "r2", iters=2), model=TinySR()).fit()
+    with pytest.raises(LightSRError, match="settings differ"):
+        Trainer(cfg_for(folder, tmp_path / "r2", iters=2, lr=1.0), model=TinySR(), resume=True)
+
+
+# ---- stage-2 / warm-start initialisation --------------------------------------------------------------
+
+
+def test_init_loads_backbone_keeps_head(tmp_path):
+    from lightsr.checkpoint import save_weights
+
+    src = TinySR(scale=2)
+    save_weights(src, tmp_path / "s1.safetensors")
+    dst = TinySR(scale=3)
+    head_before = dst.upsample[0].weight.clone()
+    rep = init_from(dst, tmp_path / "s1.safetensors", head=("upsample",))
+    assert rep["loaded"] == 4 and rep["head_kept"] == ["upsample.0.weight", "upsample.0.bias"]
+    assert torch.equal(dst.body[0].weight, src.body[0].weight)
+    assert torch.equal(dst.upsample[0].weight, head_before)
+    with pytest.raises(LightSRError, match="outside its head"):
+        init_from(TinySR(scale=3, c=4), tmp_path / "s1.safetensors", head=("upsample",))
+    with pytest.raises(LightSRError, match="outside its head"):  # warm start: nothing may differ
+        init_from(TinySR(scale=3), tmp_path / "s1.safetensors", head=())
+    # a continuous stage-1 twin: encoder.* + an implicit head (C2D eq. 10)
+    stage1 = {f"encoder.{k}": v for k, v in src.state_dict().items() if k.startswith("body.")}
+    stage1.update({"imnet.0.weight": torch.zeros(3, 3), "imnet.0.bias": torch.zeros(3)})
+    save_weights(stage1, tmp_path / "hiif.safetensors")
+    dst = TinySR(scale=4)
+    rep = init_from(dst, tmp_path / "hiif.safetensors", head=("upsample",))
+    assert rep["loaded"] == 4 and sorted(rep["dropped"]) == ["imnet.0.bias", "imnet.0.weight"]
+    assert torch.equal(dst.body[2].weight, src.body[2].weight)
+
+
+# ---- continuous scale + step hook ------------------------------------------------------------------
+
+
+def test_continuous_training_and_hook(folder, tmp_path):
+    calls = []
+
+    def hook(step, model, batch):  # the AnySR extension point: choose a sub-network per step
+        calls.append(step)
+        kept = model.out.bias.detach().clone()
+
+        def restore():  # after the optimiser step: undo the update of "unused" weights
+            with torch.no_grad():
+                model.out.bias.copy_(kept)
+
+        return {"width": 0.5 if step % 2 else 1.0, "after_step": restore}
+
+    model = TinyImplicit()
+    bias0 = model.out.bias.detach().clone()
+    cfg = cfg_for(folder, tmp_path / "c", iters=3, lr_patch=6, scale_max=4.0, scale_mode="batch",
+                  queries="full", ema=0.0)
+    res = Trainer(cfg, model=model, hook=hook).fit()
+    assert res["step"] == 3 and calls == [0, 1, 2]
+    (s, coord, cell, width) = model.seen[0]
+    assert isinstance(s, tuple) and coord[1] == round(s[0] * 6) and cell == (4, 2)
+    assert [w for *_, w in model.seen[:3]] == [1.0, 0.5, 1.0]
+    assert torch.equal(model.out.bias, bias0)  # after_step ran after every optimiser step
+    model = TinyImplicit()
+    cfg = cfg_for(folder, tmp_path / "d", iters=2, lr_patch=6, scale_mode="sample", queries="fast", ema=0.0)
+    Trainer(cfg, model=model).fit()
+    assert model.seen[0][0] is None and model.seen[0][1] == (4, 6, 6, 2)
+
+
+def test_validation_keeps_best(folder, tmp_path):
+    cfg = cfg_for(folder, tmp_path / "v", iters=4, val_dir=str(folder), val_every=2, ema=0.0)
+    res = Trainer(cfg, model=TinySR()).fit()
+    assert math.isfinite(res["final_psnr"]) and res["best_psnr"] >= res["final_psnr"]
+    log = (tmp_path / "v" / "log.csv").read_text()
+    assert [r.split(",")[0] for r in log.splitlines()[1:] if r.split(",")[-1]] == ["2", "4"]
+    from lightsr.checkpoint import read_metadata
+
+    assert read_metadata(tmp_path / "v" / "best.safetensors")["val_psnr_y"] == pytest.approx(res["best_psnr"])
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+
+
+def test_cli_spellings_and_recipes():
+    from lightsr.cli import build_parser
+    from lightsr.train.engine import config_from_args
+
+    p = build_parser()
+    a = p.parse_args("train --train_dir A B --val_dir V --scale 2 --epochs 100 --batch_size 16 --patch_size 128".split())
+    b = p.parse_args("train --train-dir A B --val-dir V --scale 2 --epochs 100 --batch-size 16 --patch-size 128".split())
+    ca, cb = config_from_args(a), config_from_args(b)
+    assert ca == cb and ca.model == "rdb_esa" and ca.lr_patch == 64 and ca.train_dirs == ["A", "B"]
+    c = config_from_args(p.parse_args("train --recipe hasn_stage2 --iters 10".split()))
+    assert c.loss == "l1_kl" and c.iters == 10 and c.milestones == [250_000, 400_000, 450_000, 475_000]
+    s1, s2 = get_recipe("c2d_stage1"), get_recipe("c2d_stage2", scale=3)
+    assert (s1.scale_mode, s1.queries, s1.lr, s1.min_lr) == ("sample", "fast", 4e-4, 1e-6)
+    assert s2.model == "srformer_c2d" and s2.scale == 3 and s2.lr == 1e-5
+    with pytest.raises(LightSRError, match="unknown recipe"):
+        get_recipe("nope")
+
+
+def test_anysr_sweep():
+    from lightsr.train.recipes import AnySRSweep
+
+    f = AnySRSweep(TrainConfig(seed=0))
+    s = [f(None, t) for t in range(40)]
+    assert all(1.0 <= v <= 4.1 for v in s)
+    steps = [round(b - a, 6) for a, b in zip(s, s[1:])]
+    assert set(steps) <= {0.1, -3.0}  # +0.1 per step; -3.1 + 0.1 at the wrap
+
+
+# ---- torchrun ---------------------------------------------------------------------------------------
+
+
+def test_torchrun_two_processes_match_one(folder, tmp_path):
+    """2 gloo processes x batch 2 == 1 process x batch 4 (same global batches, averaged gradients)."""
+    script = tmp_path / "run_tiny.py"
+    script.write_text(TINY_SRC + textwrap.dedent('''
+        import sys
+        from lightsr.models.registry import register_model
+        register_model("tiny_test_sr", scales=(2,))(lambda scale=2: TinySR(scale))
+        from lightsr.train.engine import main
+        sys.exit(main(sys.argv[1:]))
+    '''))
+    args = ["--model", "tiny_test_sr", "--train_dir", str(folder), "--scale", "2", "--iters", "4",
+            "--lr_patch", "8", "--lr", "2e-3", "--device", "cpu", "--seed", "5", "--no_progress",
+            "--val_every", "0", "--deterministic", "--ema", "0.9"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "LIGHTSR_CACHE_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           *args, "--batch_size", "2", "--out", str(tmp_path / "ddp")]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    one = cfg_for(folder, tmp_path / "one", iters=4, batch_size=4, lr=2e-3, seed=5, ema=0.9, clip_grad=0.0,
+                  schedule="multistep", warmup=0)
+    Trainer(one, model=fresh(5)).fit()
+    wa, wb = weights(tmp_path / "ddp" / "final.safetensors"), weights(tmp_path / "one" / "final.safetensors")
+    assert set(wa) == set(wb)
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=2e-5), k
+    init = fresh(5).state_dict()
+    assert max((wa[k] - init[k]).abs().max().item() for k in wa) > 1e-3  # it trained
