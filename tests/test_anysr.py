@@ -12,7 +12,7 @@ from lightsr.errors import LightSRError
 from lightsr.layers.implicit import SRNOHead, coord_grid, make_cell
 from lightsr.layers.slimmable import SlimConv2d, slim_channels
 from lightsr.models import create_model
-from lightsr.models.anysr import (SCALE_GROUPS, AnySR, AnySRRDB, EDSRAnySR, anysr_train_step, build_anysr, train_step_hook,
+from lightsr.models.anysr import (SCALE_GROUPS, AnySR, AnySRRDB, EDSRAnySR, anysr_train_step, build_anysr, init_from_arbitrary, train_step_hook,
                                   choose_subnet, count_macs, interweave, scale_group)
 
 
@@ -266,3 +266,21 @@ def test_rdn_anysr_full_model_runs(head):
     with torch.no_grad():
         for s in (1.5, 2.0, 3.0, 4.0, 6.0):
             assert m(torch.rand(1, 3, 4, 4), scale=s).shape[-1] == round(4 * s)
+
+
+def test_init_from_trained_arbitrary_model():
+    # w/o ASE the full AnySR network *is* the original: initialised from srno_edsr it must match it
+    torch.manual_seed(0)
+    src = create_model("srno_edsr").eval()
+    m = build_anysr("srno", "edsr", ase="none", mode="full").eval()
+    rep = init_from_arbitrary(m, src)
+    assert rep["fresh"] == []
+    x = torch.rand(1, 3, 5, 5)
+    with torch.no_grad():
+        assert torch.allclose(m(x, scale=2.3), src(x, scale=2.3), atol=1e-5)
+    full = build_anysr("srno", "edsr")
+    rep = init_from_arbitrary(full, src.state_dict())
+    assert len(rep["fresh"]) == 64  # fc1/fc2 weight+bias of 16 blocks: the only new parameters
+    assert torch.equal(full.encoder.body[3].conv1.weight, src.encoder.body[3].body[0].weight)
+    with pytest.raises(LightSRError):
+        init_from_arbitrary(full, create_model("liif_edsr"))

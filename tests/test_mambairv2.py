@@ -27,9 +27,13 @@ def test_param_counts(scale, count):
     assert n_params(create_model("mambairv2_light", scale)) == count
 
 
-def test_bad_scale():
+def test_bad_scale_and_options():
     with pytest.raises(LightSRError):
         create_model("mambairv2_light", 8)
+    with pytest.raises(LightSRError):
+        create_model("mambairv2_light", 4, route="softmax")
+    with pytest.raises(LightSRError):
+        create_model("mambairv2_c2d", 4, scan_impl="triton")
 
 
 @pytest.fixture(scope="module")

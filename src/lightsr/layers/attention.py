@@ -22,6 +22,25 @@ from .window import (relative_position_index, shifted_window_regions, window_par
                      window_reverse)
 
 
+def _register_cpu_sdpa_flops() -> None:
+    """FlopCounterMode (lightsr profile) has no formula for the CPU flash kernel that SDPA picks
+    on CPU, so window attention would count 0 MACs there: register 2 * B * Lq * Lk * (d + dv)."""
+    from math import prod
+
+    from torch.utils import flop_counter
+
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None or op in flop_counter.flop_registry or not hasattr(flop_counter, "register_flop_formula"):
+        return
+
+    @flop_counter.register_flop_formula(op)
+    def _flops(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * prod(q_shape[:-2]) * q_shape[-2] * k_shape[-2] * (q_shape[-1] + v_shape[-1])
+
+
+_register_cpu_sdpa_flops()
+
+
 def window_attention(q: Tensor, k: Tensor, v: Tensor, scale: float,
                      bias: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
     """softmax(q k^T * scale + bias + mask) v for windowed tokens.

@@ -9,8 +9,10 @@ Conventions (LIIF, ``yinboc/liif``; design/architectures.md section 5)
 * A head is an ``nn.Module`` with ``forward(feat, coord, cell, inp) -> (B, 3, Hq, Wq)`` where
   ``feat`` (B, C, h, w) are backbone features and ``inp`` is the (normalised) LR image the
   bilinear skip of SRNO/HIIF-L reads. ``head.global_queries`` is True when the head attends over
-  all queries of an image (SRNO, HIIF-L): such heads are evaluated on the whole grid at once;
-  per-query heads (LIIF, MetaSR) are evaluated in row chunks of bounded memory.
+  all queries of an image (SRNO, HIIF-L): such heads also expose ``embed / attn_blocks / project``
+  and are evaluated exactly in row chunks by accumulating each linear attention's K^T V over the
+  grid (:meth:`ImplicitSR.query`); per-query heads (LIIF, MetaSR) are chunked directly. Memory is
+  bounded by ``max_queries`` either way (ArbSR renders whole grids).
 
 Heads
 -----
@@ -279,12 +281,24 @@ class GalerkinAttention(nn.Module):
         self.vln = GalerkinLayerNorm(heads, self.head_dim)
         self.act = nn.GELU()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, c, h, w = x.shape
         qkv = self.qkv_proj(x).permute(0, 2, 3, 1).reshape(b, h * w, self.heads, 3 * self.head_dim)
         q, k, v = qkv.permute(0, 2, 1, 3).chunk(3, dim=-1)  # (B, heads, N, d)
-        k, v = self.kln(k), self.vln(v)
-        o = q @ (k.transpose(-2, -1) @ v) / (h * w)
+        return q, self.kln(k), self.vln(v)
+
+    def kv(self, x: Tensor) -> Tensor:
+        """K^T V (B, heads, d, d) of these tokens; sums over chunks of a query grid."""
+        _, k, v = self._qkv(x)
+        return k.transpose(-2, -1) @ v
+
+    def forward(self, x: Tensor, kv: Tensor | None = None, n: int | None = None) -> Tensor:
+        """``kv``/``n``: K^T V and token count of the whole grid when ``x`` is one chunk of it."""
+        b, c, h, w = x.shape
+        q, k, v = self._qkv(x)
+        if kv is None:
+            kv, n = k.transpose(-2, -1) @ v, h * w
+        o = q @ kv / n
         r = o.permute(0, 2, 1, 3).reshape(b, h, w, c).permute(0, 3, 1, 2) + x
         return x + self.o_proj2(self.act(self.o_proj1(r)))
 
@@ -305,14 +319,23 @@ class SRNOHead(nn.Module):
         self.fc1 = nn.Conv2d(width, 256, 1)
         self.fc2 = nn.Conv2d(256, 3, 1)
 
-    def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
+    @property
+    def attn_blocks(self) -> list[GalerkinAttention]:
+        return [self.conv0, self.conv1]
+
+    def embed(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
         h, w = feat.shape[-2:]
         zs, rels = zip(*neighbours(feat, coord))
         zs = [z * a for z, a in zip(zs, ensemble_weights(rels))]
-        grid = torch.cat([*rels, *zs, _cell_map(cell, (h, w), rels[0])], 1)
-        x = self.conv1(self.conv0(self.conv00(grid)))
+        return self.conv00(torch.cat([*rels, *zs, _cell_map(cell, (h, w), rels[0])], 1))
+
+    def project(self, x: Tensor, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
         out = self.fc2(F.gelu(self.fc1(x)))
         return out + _grid_sample_bilinear(inp, coord) if inp is not None else out
+
+    def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
+        x = self.conv1(self.conv0(self.embed(feat, coord, cell, inp)))
+        return self.project(x, feat, coord, cell, inp)
 
 
 class _LNMLP(nn.Module):
@@ -357,15 +380,25 @@ class HIIFL(nn.Module):
         self.attn = GalerkinAttention(dim, heads)
         self.mlp1 = _LNMLP(dim + 2, dim, 3)
 
-    def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
+    @property
+    def attn_blocks(self) -> list[GalerkinAttention]:
+        return [self.attn]
+
+    def embed(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
         h, w = feat.shape[-2:]
         zs, rels = zip(*neighbours(feat, coord))
         zs = [z * a for z, a in zip(zs, ensemble_weights(rels))]
         xq = local_coord(coord, (h, w))
-        g = torch.cat([*zs, hierarchical_bits(xq, 0), _cell_map(cell, (h, w), xq)], 1)
-        z0 = self.attn(self.mlp0(g))                                   # eq. 8
+        return self.mlp0(torch.cat([*zs, hierarchical_bits(xq, 0), _cell_map(cell, (h, w), xq)], 1))
+
+    def project(self, z0: Tensor, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
+        xq = local_coord(coord, tuple(feat.shape[-2:]))
         out = self.mlp1(torch.cat([z0, hierarchical_bits(xq, 1)], 1))  # eq. 9
         return out + _grid_sample_bilinear(inp, coord) if inp is not None else out
+
+    def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
+        z0 = self.attn(self.embed(feat, coord, cell, inp))  # eq. 8: MHA(MLP([F_D, delta_h(x_q, 0), cell]))
+        return self.project(z0, feat, coord, cell, inp)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -515,14 +548,15 @@ class ImplicitSR(nn.Module):
         self.norm = norm
         self.max_queries = max_queries
         self.scale = None  # continuous
+        self.register_state_dict_post_hook(ImplicitSR._flatten_head_keys)
         self._register_load_state_dict_pre_hook(self._official_keys)
 
-    # keys: official checkpoints put head modules at top level; we keep them under ``head.``
-    def state_dict(self, *args, **kwargs):  # type: ignore[override]
-        sd = super().state_dict(*args, **kwargs)
-        for k in [k for k in sd if k.startswith("head.")]:
-            sd[k[len("head."):]] = sd.pop(k)
-        return sd
+    # keys: official checkpoints put the head's modules at top level; the module keeps them under
+    # ``head.``; saving flattens them, loading accepts both (prefix-aware, so nesting/DDP work)
+    @staticmethod
+    def _flatten_head_keys(module, state_dict, prefix, local_metadata):
+        for k in [k for k in state_dict if k.startswith(prefix + "head.")]:
+            state_dict[prefix + k[len(prefix) + len("head."):]] = state_dict.pop(k)
 
     def _official_keys(self, state_dict, prefix, *args, **kwargs):
         for k in list(state_dict):
@@ -558,8 +592,35 @@ class ImplicitSR(nn.Module):
         pair = parse_scale(scale) if scale is not None else scale_from_cell(cell, (h, w))
         inp = self._norm(x)
         feat = self.features(inp, pair)
-        if getattr(self.head, "global_queries", False) or coord.shape[1] * coord.shape[2] <= self.max_queries:
-            return self._denorm(self.head(feat, coord, cell, inp))
-        rows = [self.head(feat, coord[:, sl], cell, inp) for sl in
-                query_chunks(coord.shape[1], coord.shape[2], self.max_queries)]
-        return self._denorm(torch.cat(rows, dim=2))
+        return self._denorm(self.query(feat, coord, cell, inp))
+
+    def query(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None) -> Tensor:
+        """Run the head on a query grid in row chunks of at most ``max_queries`` queries.
+
+        Per-query heads: each chunk independently. Heads with global linear attention
+        (``attn_blocks``, SRNO / HIIF-L): exact chunking in len(blocks) + 1 passes -- pass i
+        recomputes the chunk's tokens up to block i and accumulates that block's K^T V over the
+        whole grid, the last pass renders. Heads rendering whole grids only (ArbSR): one pass."""
+        hq, wq = coord.shape[1:3]
+        chunks = list(query_chunks(hq, wq, self.max_queries))
+        if len(chunks) == 1 or (getattr(self.head, "global_queries", False)
+                                and not hasattr(self.head, "attn_blocks")):
+            return self.head(feat, coord, cell, inp)
+        if not getattr(self.head, "global_queries", False):
+            return torch.cat([self.head(feat, coord[:, sl], cell, inp) for sl in chunks], dim=2)
+        blocks, n = self.head.attn_blocks, hq * wq
+        stats: list[Tensor] = []
+        for i in range(len(blocks) + 1):
+            acc, rows = None, []
+            for sl in chunks:
+                x = self.head.embed(feat, coord[:, sl], cell, inp)
+                for blk, kv in zip(blocks[:i], stats):
+                    x = blk(x, kv, n)
+                if i < len(blocks):
+                    kv_c = blocks[i].kv(x)
+                    acc = kv_c if acc is None else acc + kv_c
+                else:
+                    rows.append(self.head.project(x, feat, coord[:, sl], cell, inp))
+            if i < len(blocks):
+                stats.append(acc)
+        return torch.cat(rows, dim=2)

@@ -1,8 +1,8 @@
 """Selective scan (Mamba's S6 recurrence) in pure PyTorch, with a sequential reference and a fast
 chunked form behind one function.
 
-For each batch b, channel d and state n (diagonal A; Gu & Dao 2023, eq. 2a-2b discretised by ZOH
-on A and Euler on B, as mamba_ssm's ``selective_scan_ref``)::
+For each batch b, channel d and state n (diagonal A; Gu & Dao 2023, Mamba, eq. 2 discretised
+by zero-order hold on A and Euler on B, exactly as mamba_ssm's ``selective_scan_ref``)::
 
     delta_t = softplus(delta_t + delta_bias)            (if delta_softplus)
     h_t     = exp(delta_t A) * h_{t-1} + delta_t B_t u_t
@@ -14,7 +14,8 @@ Shapes follow mamba_ssm: ``u, delta: (b, d, L)``, ``A: (d, n)``, ``B, C: (b, n, 
 Implementations (``impl``):
 
 * ``"ref"`` — one step per token, a Python loop over L. Slow; the ground truth for tests.
-* ``"chunked"`` — two-level scan. The sequence is cut into ``nc`` chunks of ``T`` (~ sqrt(L))
+* ``"chunked"`` — two-level scan (in segments of ~2M state elements, the state carried from
+  segment to segment, so memory stays bounded). The sequence is cut into ``nc`` chunks of ``T`` (~ sqrt(L))
   tokens. (1) A local scan with zero initial state runs inside every chunk at once: T steps, each a
   vectorised update of all chunks. (2) The chunk-end states are carried across chunks: nc steps.
   (3) Each token gets its chunk's incoming state through the in-chunk cumulative decay
@@ -108,19 +109,12 @@ def _chunk_size(L: int) -> int:
     return max(1, min(L, int(math.ceil(math.sqrt(L)))))
 
 
-def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
-                           D: Optional[Tensor] = None, delta_bias: Optional[Tensor] = None,
-                           delta_softplus: bool = True, chunk: Optional[int] = None) -> Tensor:
-    """Two-level chunked scan (see the module docstring); equal to the reference up to rounding.
-
-    Without autograd the chunk buffers are updated in place (inference: two (L, d, n) buffers);
-    with autograd the same steps run out of place.
-    """
-    dtype = u.dtype
-    u, delta, A, B, C = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+def _scan_segment(delta: Tensor, u: Tensor, A: Tensor, B: Tensor, C: Tensor, h_init: Tensor,
+                  chunk: Optional[int]) -> tuple[Tensor, Tensor]:
+    """Two-level scan of one segment from state ``h_init`` (b, d, n); returns (y (b, d, L), h_L)."""
     b, d, L = u.shape
     n = A.shape[1]
-    T = chunk or _chunk_size(L)
+    T = min(chunk or _chunk_size(L), L)
     nc = -(-L // T)
     pad = nc * T - L
 
@@ -132,10 +126,9 @@ def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Te
 
     # layout (T, b, d, n, nc): step t of every chunk is one contiguous slice, chunks innermost
     dt, Bc, Cc = chunks(delta), chunks(B), chunks(C)
-    log_a = dt.unsqueeze(-2) * A[:, :, None]                 # delta_t A <= 0
+    log_a = dt.unsqueeze(-2) * A[:, :, None]                 # delta_t A <= 0; padding: 0
     x = (dt * chunks(u)).unsqueeze(-2) * Bc                   # delta_t B_t u_t; padding: 0
-    inplace = not (torch.is_grad_enabled() and any(
-        t.requires_grad for t in (u, delta, A, B, C) if t is not None))
+    inplace = not (torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, h_init)))
     if inplace:
         # (1) local scans with zero initial state, all chunks at once: x[t] becomes h_local[t];
         # log_a[t] becomes the in-chunk cumulative sum of delta A
@@ -152,16 +145,46 @@ def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Te
         h_local = torch.stack(hs)
         decay = torch.exp(torch.cumsum(log_a, dim=0).clamp(min=_EXP_FLOOR))
     # (2) carry the state across chunks: h0[c] = state entering chunk c
-    carry = [h_local.new_zeros(b, d, n)]
-    for a_c, h_c in zip(decay[-1].unbind(-1)[:-1], h_local[-1].unbind(-1)[:-1]):
+    carry = [h_init]
+    for a_c, h_c in zip(decay[-1].unbind(-1), h_local[-1].unbind(-1)):
         carry.append(a_c * carry[-1] + h_c)
+    h_last = carry.pop()                                      # padded steps keep the state
     h0 = torch.stack(carry, dim=-1)                           # (b, d, n, nc)
     # (3) full states h_t = h_local_t + exp(cumsum) h0, outputs y_t = <C_t, h_t>
     if inplace:
         h = h_local.addcmul_(decay, h0).mul_(Cc)
     else:
         h = (h_local + decay * h0) * Cc
-    y = h.sum(-2).movedim(0, -1).reshape(b, d, nc * T)[..., :L]
+    return h.sum(-2).movedim(0, -1).reshape(b, d, nc * T)[..., :L], h_last
+
+
+# work buffers of at most this many elements: bounded memory for any L, and blocks small enough
+# for the allocator to reuse instead of page-faulting fresh memory on every call
+_SEGMENT_ELEMENTS = 1 << 21
+
+
+def selective_scan_chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                           D: Optional[Tensor] = None, delta_bias: Optional[Tensor] = None,
+                           delta_softplus: bool = True, chunk: Optional[int] = None,
+                           segment: Optional[int] = None) -> Tensor:
+    """Chunked scan (see the module docstring); equal to the reference up to rounding.
+
+    The sequence is processed in segments of ``segment`` tokens (default: ~2M state elements),
+    the state carried from one to the next; inside a segment, the two-level scan with chunks of
+    ``chunk`` tokens (default ~sqrt(segment)). Without autograd the buffers are updated in place.
+    """
+    dtype = u.dtype
+    u, delta, A, B, C = _prepare(u, delta, A, B, C, delta_bias, delta_softplus)
+    b, d, L = u.shape
+    n = A.shape[1]
+    S = segment or max(1, _SEGMENT_ELEMENTS // (b * d * n))
+    h = u.new_zeros(b, d, n)
+    ys = []
+    for s in range(0, L, S):
+        e = min(L, s + S)
+        y, h = _scan_segment(delta[..., s:e], u[..., s:e], A, B[:, :, s:e], C[:, :, s:e], h, chunk)
+        ys.append(y)
+    y = ys[0] if len(ys) == 1 else torch.cat(ys, -1)
     if D is not None:
         y = y + D.to(u.dtype)[:, None] * u
     return y.to(dtype)

@@ -118,6 +118,19 @@ class ResidualGroup(nn.Module):
         return x + map_to_tokens(self.conv(tokens_to_map(self.residual_group(x, size), size)))
 
 
+def init_transformer_weights(model: nn.Module) -> nn.Module:
+    """The official initialisation: Linear trunc_normal(0.02) / bias 0, LayerNorm 1 / 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
 class LightweightSR(nn.Module):
     """The shared outer pipeline of section 1; see the module docstring.
 

@@ -93,14 +93,6 @@ def shifted_window_regions(h: int, w: int, window: tuple[int, int], shift: tuple
 @lru_cache(maxsize=64)
 def shifted_window_mask(h: int, w: int, window: tuple[int, int], shift: tuple[int, int]) -> Tensor:
     """(nW, N, N) additive mask (0 / -100) for a cyclic shift, as Swin/SwinIR build it."""
-    wh, ww = window
-    sh, sw = shift
-    img = torch.zeros(1, h, w, 1)
-    cnt = 0
-    for hs in (slice(0, -wh), slice(-wh, -sh), slice(-sh, None)):
-        for ws in (slice(0, -ww), slice(-ww, -sw), slice(-sw, None)):
-            img[:, hs, ws, :] = cnt
-            cnt += 1
-    win = window_partition(img, window).squeeze(-1)  # (nW, N)
+    win = shifted_window_regions(h, w, window, shift)  # (nW, N)
     mask = win[:, None, :] - win[:, :, None]
     return mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)

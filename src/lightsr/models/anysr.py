@@ -25,13 +25,19 @@ Any-resource inference (seed section 3.2 / Table 3): ``model.mode = "scale"`` (t
 the sub-network of the scale's group), ``"full"`` (double dagger: the whole network for every
 scale), ``model.set_width(w)`` (a fixed sub-network; ``None`` restores the mode), or
 ``model.max_gflops = G`` (the widest sub-network whose MACs for this input/output size are <= G).
-``model.width_for_scale(s)``, ``model.active_width(scale)``, ``model.macs(lr_size, scale, width)``
-serve ``lightsr profile``.
+``model.width_for_scale(s)``, ``model.active_width(scale)``, ``model.width`` (the fixed width),
+``model.active_parameters(scale)`` and ``model.macs(lr_size, scale, width, encoder_only)`` serve
+``lightsr profile``; Table 3's FLOPs are the encoder's (``encoder_only=True``).
+
+Training (Algorithm 1): :func:`train_step_hook` is the training engine's step hook (sub-network by
+the batch's scale group, reset with probability ``model.reset_p``, unused entries restored after
+the optimiser step); :func:`anysr_train_step` is the same as a self-contained step;
+:func:`init_from_arbitrary` initialises from the trained original (``srno_edsr`` ...).
+ArbSR (``anysr_arbsr_*``): its scale-aware adaption blocks stay full width.
 """
 from __future__ import annotations
 
 import copy
-import math
 import random
 from typing import Callable, Sequence
 
@@ -40,8 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import LightSRError
-from ..layers.implicit import ArbSRHead, ImplicitSR, LIIFHead, MetaSRHead, SRNOHead, output_size, parse_scale
-from ..layers.slimmable import SlimConv2d, slim_channels
+from ..layers.implicit import ArbSRHead, ImplicitSR, LIIFHead, MetaSRHead, SRNOHead, parse_scale
+from ..layers.slimmable import SlimConv2d
 from .edsr import EDSR
 from .rdn import RDN
 from .registry import register_model
@@ -296,6 +302,8 @@ class AnySR(ImplicitSR):
             raise LightSRError(f"AnySR mode must be 'scale' (dagger) or 'full' (double dagger), not {mode!r}")
         self.mode = mode
         self.set_width(width)
+        if max_gflops is not None and not (isinstance(max_gflops, (int, float)) and max_gflops > 0):
+            raise LightSRError(f"max_gflops must be a positive number, got {max_gflops!r}")
         self.max_gflops = max_gflops
         self._budget_cache: dict = {}
         self._macs_cache: dict = {}  # architecture-only: MACs do not depend on the weights
@@ -477,6 +485,37 @@ def train_step_hook(step: int, model: nn.Module, batch: dict) -> dict:
         m.set_width(None)
 
     return {"scale": pair, "after_step": after_step}
+
+
+def init_from_arbitrary(model: AnySR, source: nn.Module | dict | str) -> dict:
+    """Initialise an AnySR model from its trained arbitrary-scale original (``srno_edsr`` ->
+    ``anysr_srno_edsr``..., seed section 4.1): a module, a state dict or a checkpoint file. EDSR
+    ResBlock keys ``body.{i}.body.{0,2}`` map to the AnySR block's ``conv1`` / ``conv2``; the
+    scale-aware attention MLPs (``fc1``/``fc2``, the only new parameters) keep their fresh
+    initialisation; anything else missing, unexpected or of another shape is an error.
+    Returns ``{"loaded": n, "fresh": [keys]}``."""
+    import re
+
+    from ..checkpoint import read_state_dict
+
+    if isinstance(source, nn.Module):
+        sd = source.state_dict()
+    elif isinstance(source, dict):
+        sd = source
+    else:
+        sd = read_state_dict(source)
+    mapped = {re.sub(r"^encoder\.body\.(\d+)\.body\.([02])\.",
+                     lambda m: f"encoder.body.{m[1]}.conv{1 if m[2] == '0' else 2}.", k): v for k, v in sd.items()}
+    own = model.state_dict()
+    fresh = [k for k in own if k not in mapped and re.match(r"encoder\..*\.fc[12]\.(weight|bias)$", k)]
+    missing = [k for k in own if k not in mapped and k not in fresh]
+    unexpected = [k for k in mapped if k not in own]
+    shape = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shape:
+        raise LightSRError(f"cannot initialise this AnySR model from that checkpoint: missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]}, other shapes {shape[:3]}")
+    model.load_state_dict({k: mapped[k] for k in own if k in mapped}, strict=False)
+    return {"loaded": len(own) - len(fresh), "fresh": fresh}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,9 +13,13 @@ Keys: ``layers.{i}.residual_group.blocks.{j}.{norm1,correlation.{qv,proj,spatial
 norm2,mlp}``; SNG adds ``correlation.ngram_window_partition.ngram_context.{unigram_embed,
 ngram_attn,merge}``. The reference checkpoint ``hit_srf_x4.pth`` loads strictly.
 
-Differences from the official code, none changing the outputs: the position bias is built by a box
-filter + small gather and cached in eval (the official rebuilds a (ws^2)^2 gather every forward);
-per-layer padding uses a repeated reflection, so inputs smaller than a quarter window work too.
+Differences from the official code, none changing the outputs beyond float rounding (checked against
+a transcription of the official SCC in tests/test_transformers.py, and by the reference checkpoint's
+per-image PSNR): the position bias is built by a box filter + an (N, b^2) gather and cached in eval
+(the official rebuilds an (N, N) gather, 16.7M entries for ws = 64, every forward); S-SC, having no
+softmax, is evaluated as Q (V'^T V' / d) + P V' instead of (Q V'^T / d + P) V' (fewer MACs, see
+results/transformers.md); per-layer padding uses a repeated reflection, so inputs smaller than the
+official code accepts work too.
 """
 from __future__ import annotations
 
@@ -27,11 +31,10 @@ from torch import Tensor, nn
 
 from ..layers.attention import SCC, WindowAttention
 from ..layers.ffn import make_ffn
-from ..layers.skeleton import (BlockStack, DropPath, LightweightSR, drop_path_rates,
+from ..layers.skeleton import (BlockStack, DropPath, LightweightSR, drop_path_rates, init_transformer_weights,
                                tokens_to_map)
 from ..layers.window import pad_to_multiple
 from .registry import register_model
-from .swinir import init_transformer_weights
 
 HIER_WINDOW_RATIOS = (0.5, 1, 2, 4, 6, 8)
 

@@ -11,12 +11,16 @@ around 4 ASSB groups of 5 *attentive layers*, C = 48. One attentive layer::
     xa = x + ASSM(LN3(x))                    # attentive state space
     x  = s2 * x + xa + GatedMLP2(LN4(xa))
 
-The ASSM (paper section 3.2):
+The ASSM (the paper's attentive state-space module; the MambaIRv2 paper is not among the seeds,
+so its parts are named, not numbered):
 
 * routing: ``route(x) = LogSoftmax(Linear(GELU(Linear(x))))`` picks one of 64 prompt classes per
   token (one-hot ``pi``);
 * prompt pool ``P = E_B E_A`` (64 x 32 times 32 x 8; E_A lives in the layer), prompt ``p = pi P``;
-* attentive state-space equation (paper eq. 6): the scan's output matrix becomes ``C_t + p_t``;
+* attentive state-space equation (ASE): the scan's output matrix becomes ``C_t + p_t``::
+
+      h_t = exp(Delta_t A) h_{t-1} + Delta_t B_t x_t,   y_t = (C_t + p_t) h_t + D x_t
+
 * semantic neighbouring: tokens are sorted by class so that same-class tokens are adjacent in the
   1-D scan, and un-sorted afterwards.
 
@@ -79,7 +83,7 @@ from torch import Tensor, nn
 
 from ..layers.attention import WindowAttention
 from ..layers.scan import selective_scan
-from ..layers.skeleton import LightweightSR, tokens_to_map
+from ..layers.skeleton import LightweightSR, init_transformer_weights, tokens_to_map
 from ..layers.window import shifted_window_mask, window_partition, window_reverse
 from .registry import register_model
 
@@ -138,7 +142,7 @@ class SelectiveScan(nn.Module):
         self.Ds = nn.Parameter(torch.ones(d_inner))
 
     def forward(self, x: Tensor, prompt: Tensor) -> Tensor:
-        """x: (B, L, d) sequence; prompt: (B, L, n) added to C (eq. 6). Returns (B, L, d)."""
+        """x: (B, L, d) sequence; prompt: (B, L, n) added to C (the ASE). Returns (B, L, d)."""
         u = x.transpose(1, 2).float()                                     # (B, d, L)
         r, n = self.dt_rank, self.d_state
         dbl = torch.einsum("bdl,cd->bcl", u, self.x_proj_weight[0])      # (B, r + 2n, L)
@@ -163,7 +167,7 @@ def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
 
 
 class ASSM(nn.Module):
-    """Attentive state-space module (paper Fig. 3): routing, prompt pool, semantic sort, scan."""
+    """Attentive state-space module: routing, prompt pool, semantic sort, scan."""
 
     def __init__(self, dim: int, d_state: int = 8, num_tokens: int = 64, inner_rank: int = 32,
                  mlp_ratio: float = 1.0, route: str = "argmax", stable_sort: bool = True,
@@ -208,14 +212,15 @@ class AttentiveLayer(nn.Module):
 
     def __init__(self, dim: int = 48, heads: int = 4, window: int = 16, shift: int = 0,
                  d_state: int = 8, inner_rank: int = 32, num_tokens: int = 64, mlp_ratio: float = 1.0,
-                 **assm_opts):
+                 window_msa: bool = True, **assm_opts):
         super().__init__()
         self.window, self.shift = window, shift
         self.norm1, self.norm2, self.norm3, self.norm4 = (nn.LayerNorm(dim) for _ in range(4))
         self.scale1 = nn.Parameter(1e-4 * torch.ones(dim))
         self.scale2 = nn.Parameter(1e-4 * torch.ones(dim))
-        self.wqkv = nn.Linear(dim, 3 * dim)
-        self.win_mhsa = WindowAttention(dim, window, heads, qkv=False)
+        if window_msa:  # C2D replaces it (HiETAttentiveLayer)
+            self.wqkv = nn.Linear(dim, 3 * dim)
+            self.win_mhsa = WindowAttention(dim, window, heads, qkv=False)
         self.assm = ASSM(dim, d_state, num_tokens, inner_rank, mlp_ratio, **assm_opts)
         hidden = int(dim * mlp_ratio)
         self.convffn1 = GatedMLP(dim, hidden)
@@ -255,8 +260,7 @@ class HiETAttentiveLayer(AttentiveLayer):
     def __init__(self, dim: int = 48, window: int = 64, mlp: str = "dfe", **layer_opts):
         from .c2d import HiETAttention
 
-        super().__init__(dim=dim, window=window, **layer_opts)
-        del self.wqkv, self.win_mhsa
+        super().__init__(dim=dim, window=window, window_msa=False, **layer_opts)
         self.attn = HiETAttention(dim, window, mlp=mlp)
 
     def attention(self, x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -279,22 +283,28 @@ class AttentiveLayers(nn.Module):
         return x
 
 
-def _check_scale(scale: int) -> None:
+def _check(scale: int | None = None, route: str = "argmax", scan_impl: str = "auto") -> None:
     from ..errors import LightSRError
-    if scale not in (2, 3, 4):
+    from ..layers.scan import IMPLS
+
+    if scale is not None and scale not in (2, 3, 4):
         raise LightSRError(f"MambaIRv2 supports scales x2, x3, x4, not x{scale}")
+    if route not in ("argmax", "gumbel"):
+        raise LightSRError(f"MambaIRv2 option route={route!r} is not one of argmax, gumbel")
+    if scan_impl not in IMPLS:
+        raise LightSRError(f"MambaIRv2 option scan_impl={scan_impl!r} is not one of {', '.join(IMPLS)}")
 
 
 @register_model("mambairv2_light", scales=(2, 3, 4), paper=PAPER, family="mambairv2")
 def mambairv2_light(scale: int = 4, route: str = "argmax", stable_sort: bool = True,
                     scan_impl: str = "auto") -> nn.Module:
     """MambaIRv2-light: 4 ASSB x 5 attentive layers, C 48, window 16, d_state 8 (790K at x4)."""
-    _check_scale(scale)
+    _check(scale, route, scan_impl)
     opts = dict(dim=48, heads=4, d_state=8, inner_rank=32, num_tokens=64, mlp_ratio=1.0,
                 route=route, stable_sort=bool(stable_sort), scan_impl=scan_impl)
     bodies = [AttentiveLayers(depth=5, window=16, **opts) for _ in range(4)]
     model = LightweightSR(bodies, dim=48, scale=scale, pad_multiple=16, pad_mode="symmetric")
-    model.apply(_init_weights)
+    init_transformer_weights(model)
     return model
 
 
@@ -309,6 +319,7 @@ def mambairv2_c2d_backbone(scale: int, *, windows=C2D_WINDOWS, skips: int | None
     from ..errors import LightSRError
     from .c2d import HiETBlock
 
+    _check(None, route, scan_impl)
     if not isinstance(windows, (list, tuple)) or not all(isinstance(w, int) and w >= 1 for w in windows):
         raise LightSRError(f"mambairv2_c2d option windows must be a list of positive integers, not {windows!r}")
     if mlp not in ("linear", "mlp", "dfe"):
@@ -325,14 +336,14 @@ def mambairv2_c2d_backbone(scale: int, *, windows=C2D_WINDOWS, skips: int | None
     bodies = [HiETBlock(48, windows, factory, skips=skips) for _ in range(4)]
     # no global padding: each HiET attention pads to its own window, the ASSM is global
     model = LightweightSR(bodies, dim=48, scale=scale, pad_multiple=1, upsample=upsample)
-    model.apply(_init_weights)
+    init_transformer_weights(model)
     return model
 
 
 @register_model("mambairv2_c2d", scales=(2, 3, 4), paper=PAPER, family="c2d")
 def mambairv2_c2d(scale: int = 4, **opts) -> nn.Module:
     """MambaIRv2-C2D (C2D-ISR Table 1): 4 U-Net blocks [64,32,8,32,64] of HiET attentive layers."""
-    _check_scale(scale)
+    _check(scale)
     return mambairv2_c2d_backbone(scale, **opts)
 
 
@@ -346,14 +357,3 @@ def mambairv2_c2d_hiif(max_queries: int = 65536, head_opts: dict | None = None, 
     model = ImplicitSR(backbone, HIIFL(backbone.dim, **(head_opts or {})), norm=None)
     model.max_queries = int(max_queries)
     return model
-
-
-def _init_weights(m: nn.Module) -> None:
-    """Official init: trunc-normal(0.02) Linear weights, zero biases, unit LayerNorms."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)

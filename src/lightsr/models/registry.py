@@ -11,14 +11,15 @@ Conventions every registered model follows
 * ``model.scale`` is the integer up-scaling factor of fixed-scale models.
 * Continuous-scale (arbitrary-scale) models set ``model.continuous = True`` and take
   ``forward(x, scale=s)`` where ``s`` is a float or an (s_h, s_w) pair; the output is
-  (round(h*s_h), round(w*s_w)). Their builders are registered with ``scales=None`` and still
-  accept ``scale=`` (the default scale used when forward is given none).
+  (round(h*s_h), round(w*s_w)). Their builders are registered with ``scales=None``; a builder that
+  has a ``scale`` parameter receives it as the default scale used when forward is given none.
 * State-dict keys follow the official code, so official checkpoints load strictly.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -108,6 +109,8 @@ def create_model(name: str, scale: float | None = None, **options: Any) -> nn.Mo
             allowed = ", ".join(f"x{s:g}" for s in entry.scales)
             raise LightSRError(f"model {entry.name} supports scales {allowed}, not x{scale:g}")
         scale = int(scale)
+    elif "scale" not in inspect.signature(entry.builder).parameters:
+        scale = None  # a continuous builder without a default scale: the scale is a forward argument
     try:
         if scale is None:
             return entry.builder(**options)

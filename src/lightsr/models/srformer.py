@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..layers.skeleton import LightweightSR
+from ..layers.skeleton import LightweightSR, init_transformer_weights
 from .registry import register_model
-from .swinir import init_transformer_weights, swin_groups
+from .swinir import swin_groups
 
 
 class SRFormer(LightweightSR):

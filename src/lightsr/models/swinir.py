@@ -8,12 +8,13 @@ Parameters: 929,628 (x4), 918,267 (x3), 910,152 (x2).
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ..layers.attention import (PermutedSelfAttention, WindowAttention, cached_table,
                                 permuted_window_mask)
 from ..layers.ffn import make_ffn
-from ..layers.skeleton import BlockStack, DropPath, LightweightSR, drop_path_rates
+from ..layers.skeleton import BlockStack, DropPath, LightweightSR, drop_path_rates, init_transformer_weights
 from ..layers.window import shifted_window_mask, window_partition, window_reverse
 from .registry import register_model
 
@@ -39,12 +40,37 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = make_ffn(ffn, dim, int(dim * mlp_ratio))
 
-    def mask(self, h: int, w: int, device) -> Tensor | None:
+    def mask(self, h: int, w: int, device) -> tuple[int, Tensor, Tensor, Tensor] | None:
+        """For the shifted windows of an (h, w) map: the window count, the indices of the windows
+        the mask leaves alone (all but the last window row and column), of those it touches, and
+        their (n_touched, N, M) mask; cached per size."""
         if not self.shift:
             return None
         make = permuted_window_mask if self.permuted else shifted_window_mask
         win, shift = (self.window, self.window), (self.shift, self.shift)
-        return cached_table(self, ("mask", h, w, device), lambda: make(h, w, win, shift).to(device))
+
+        def build():
+            mask = make(h, w, win, shift).to(device)
+            masked = mask.flatten(1).ne(0).any(1)
+            return mask.shape[0], (~masked).nonzero().flatten(), masked.nonzero().flatten(), mask[masked]
+
+        return cached_table(self, ("mask", h, w, device), build)
+
+    def attend(self, windows: Tensor, h: int, w: int) -> Tensor:
+        """Attention in every window; with a shift, only the windows the mask touches get it, the
+        others (the vast majority) take the mask-free fast path. Same result as masking all."""
+        table = self.mask(h, w, windows.device)
+        if table is None:
+            return self.attn(windows, None)
+        nw, inner, border, mask = table
+        n, c = windows.shape[1:]
+        x = windows.view(-1, nw, n, c)
+        out = torch.empty_like(x)
+        for idx, m in ((inner, None), (border, mask)):
+            if idx.numel():
+                y = self.attn(x.index_select(1, idx).reshape(-1, n, c), m)
+                out.index_copy_(1, idx, y.view(x.shape[0], -1, n, c))
+        return out.view(-1, n, c)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         (h, w), (b, _, c) = size, x.shape
@@ -52,8 +78,7 @@ class SwinBlock(nn.Module):
         y = self.norm1(x).view(b, h, w, c)
         if s:
             y = y.roll((-s, -s), dims=(1, 2))
-        y = self.attn(window_partition(y, self.window), self.mask(h, w, x.device))
-        y = window_reverse(y, self.window, h, w)
+        y = window_reverse(self.attend(window_partition(y, self.window), h, w), self.window, h, w)
         if s:
             y = y.roll((s, s), dims=(1, 2))
         x = x + self.drop_path(y.reshape(b, h * w, c))
@@ -66,19 +91,6 @@ def swin_groups(dim: int, depths: tuple[int, ...], heads: int, window: int, mlp_
     return [BlockStack([SwinBlock(dim, heads, window, 0 if j % 2 == 0 else window // 2, mlp_ratio,
                                   ffn, permuted, dp) for j, dp in enumerate(rates)])
             for rates in drop_path_rates(drop_path_rate, depths)]
-
-
-def init_transformer_weights(model: nn.Module) -> nn.Module:
-    """The official initialisation: Linear trunc_normal(0.02) / bias 0, LayerNorm 1 / 0."""
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    return model
 
 
 class SwinIR(LightweightSR):
