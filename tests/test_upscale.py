@@ -205,7 +205,7 @@ def test_load_errors(tmp_path):
 
 
 def test_missing_shipped_weights_says_how(monkeypatch, tmp_path):
-    monkeypatch.setattr(up_mod, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr("lightsr.models.registry.WEIGHTS_DIR", tmp_path)
     for name in ("imdn", None):
         with pytest.raises(LightSRError) as exc:
             load(name)
@@ -294,7 +294,7 @@ def test_cli_unwritable_output(tmp_path, tree, capsys):
 
 
 def test_cli_missing_weights_and_inputs(tmp_path, tree, capsys, monkeypatch):
-    monkeypatch.setattr(up_mod, "WEIGHTS_DIR", tmp_path / "empty")
+    monkeypatch.setattr("lightsr.models.registry.WEIGHTS_DIR", tmp_path / "empty")
     rc, err = _cli(capsys, tree / "a.png", "-o", tmp_path / "o")
     assert rc == 2 and "--weights" in err and err.count("\n") == 1
     rc, err = _cli(capsys, tmp_path / "nothing.png", "-o", tmp_path / "o", "--model", "imdn", "--weights", IMDN4)

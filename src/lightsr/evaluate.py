@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -189,7 +190,18 @@ def run_cli(args) -> int:
     for d in args.data:  # fail on a bad folder before building the model
         BenchmarkFolder(d, scale, args.protocol, cache=False)
     device = pick_device(args.device)
-    model = build_model(args.model, scale, args.weights, parse_options(args.opt), device)
+    weights = args.weights
+    if weights is None:
+        from .models import get_entry
+
+        entry = get_entry(args.model)
+        weights = entry.shipped_weights(scale)
+        if weights is not None:
+            print(f"lightsr: using the weights shipped with lightsr: {weights.name}", file=sys.stderr)
+        elif entry.scales is not None:
+            print(f"lightsr: warning: no --weights given and none shipped for {entry.name} x{scale:g}; "
+                  "evaluating randomly initialised weights", file=sys.stderr)
+    model = build_model(args.model, scale, weights, parse_options(args.opt), device)
     results = evaluate(model, args.data, scale, protocol=args.protocol, self_ensemble=args.self_ensemble,
                        device=device, cache_dir=args.cache_dir, save_dir=args.save_images, overwrite=overwrite)
     print(format_table(results, scale, args.protocol))

@@ -32,7 +32,7 @@ from torch import nn
 from .errors import LightSRError
 
 DEFAULT_MODEL = "rdb_esa"
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+from .models.registry import WEIGHTS_DIR
 READ_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
 MIN_SIDE = 4  # smaller inputs are edge-padded to this size (and the output cropped back)
 
@@ -402,9 +402,7 @@ def _shipped_weights(entry, scale: int | None) -> tuple[int, Path | None]:
     pre = dict(entry.pretrained or {})
     if scale is None:
         scale = 4 if (4 in pre or not pre) else max(pre)
-    if scale in pre and (WEIGHTS_DIR / pre[scale]).is_file():
-        return scale, WEIGHTS_DIR / pre[scale]
-    return scale, None
+    return scale, entry.shipped_weights(scale)
 
 
 def _missing_weights_error(name: str, scale: int | None, default: bool) -> LightSRError:

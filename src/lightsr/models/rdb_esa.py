@@ -64,7 +64,8 @@ class RDBESA(nn.Module):
         return out[..., : h * self.scale, : w * self.scale]
 
 
-@register_model("rdb_esa", scales=(2, 3, 4), paper="study notes (seed 004), 'Possible Architecture'", family="cnn")
+@register_model("rdb_esa", scales=(2, 3, 4), paper="study notes (seed 004), 'Possible Architecture'", family="cnn",
+                pretrained={s: f"rdb_esa_x{s}.safetensors" for s in (2, 3, 4)})
 def rdb_esa(scale: int = 4, channels: int = 48, num_blocks: int = 5, esa_channels: int = 16) -> RDBESA:
     """RDB-ESA (residual distillation blocks + ESA + channel attention), 388K params at x4."""
     return RDBESA(scale=scale, channels=channels, num_blocks=num_blocks, esa_channels=esa_channels)

@@ -22,6 +22,7 @@ import importlib
 import inspect
 import pkgutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
@@ -39,6 +40,12 @@ class ModelEntry:
     # scale -> file name under lightsr/weights/ (weights trained by this project and shipped)
     pretrained: dict[int, str] = field(default_factory=dict)
 
+    def shipped_weights(self, scale: float | None) -> Path | None:
+        """Path of the weights shipped for ``scale``, or None."""
+        name = self.pretrained.get(int(scale)) if scale is not None and float(scale) == int(scale) else None
+        path = WEIGHTS_DIR / name if name else None
+        return path if path is not None and path.is_file() else None
+
     @property
     def module(self) -> str:
         return self.builder.__module__.rsplit(".", 1)[-1]
@@ -47,6 +54,8 @@ class ModelEntry:
     def doc(self) -> str:
         return (self.builder.__doc__ or "").strip().splitlines()[0] if self.builder.__doc__ else ""
 
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"  # weights shipped in the package
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _DISCOVERED = False
