@@ -259,3 +259,20 @@ def test_forward_override_and_rgb_variant(folder, tmp_path):
     assert res["MySet"]["psnr"] < bic["MySet"]["psnr"]
     rgb = evaluate(create_model("bicubic", 2), [folder], 2, cache_dir=tmp_path / "c", progress=False, y_only=False)
     assert math.isfinite(rgb["MySet"]["psnr"]) and rgb["MySet"]["psnr"] != bic["MySet"]["psnr"]
+
+
+@pytest.mark.parametrize("scale", [2.5, 3.7])
+def test_non_integer_scale_sizes_are_consistent(scale, tmp_path):
+    """LR = floor(H / s) of the original HR and HR = round(LR * s), for every image (woman.png at x2.5
+    once got an LR one row short: 344 -> 137 -> HR 342, then floor(342 / 2.5) = 136)."""
+    import math
+
+    from lightsr.data.benchmark import BenchmarkFolder
+    from lightsr.imageio import read_image
+
+    folder = need(BENCHMARK / "Set5")
+    for pair in BenchmarkFolder(folder, scale, "standard", cache_dir=tmp_path):
+        H, W = read_image(folder / pair.name).shape[:2]
+        lh, lw = math.floor(H / scale + 1e-9), math.floor(W / scale + 1e-9)
+        assert pair.lr.shape[:2] == (lh, lw)
+        assert pair.hr.shape[:2] == (round(lh * scale), round(lw * scale))

@@ -18,7 +18,7 @@ LIIF's resize is PIL bicubic, here it is MATLAB's, as for the integer scales.
 
 The LR of a gray file is computed on its single channel (identical to downscaling the replicated
 RGB image), so the LR cache does not depend on the protocol. The cache lives in
-``<cache_dir>/v1/<folder name>-<hash of its path>/x<scale>/<file name>.<content hash>.npy``
+``<cache_dir>/v2/<folder name>-<hash of its path>/x<scale>/<file name>.<content hash>.npy``
 (``cache_dir`` defaults to ``$LIGHTSR_CACHE_DIR`` or ``~/.cache/lightsr/benchmark``); an edited file
 gets a new entry, and an unwritable cache is silently skipped.
 """
@@ -41,7 +41,7 @@ __all__ = ["IMAGE_EXTENSIONS", "Pair", "BenchmarkFolder", "list_images", "lr_siz
            "to_rgb", "default_cache_dir"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-_CACHE_VERSION = "v1"  # bump when the LR recipe changes
+_CACHE_VERSION = "v2"  # bump when the LR recipe changes
 
 
 @dataclass
@@ -94,7 +94,10 @@ def make_lr(hr_u8: np.ndarray, scale: float) -> np.ndarray:
     """MATLAB-bicubic LR of an (already cropped) uint8 HR: float [0, 1] in, rounded uint8 out."""
     from ..resize import imresize
 
-    out = imresize(hr_u8.astype(np.float64) / 255.0, output_size=lr_size(hr_u8.shape[:2], scale))
+    # the HR is already cropped to round(h_lr * s), so round(H / s) gives back h_lr (floor would not:
+    # 344 -> h_lr 137 -> HR 342 at x2.5, and floor(342 / 2.5) = 136)
+    size = tuple(int(round(n / scale)) for n in hr_u8.shape[:2])
+    out = imresize(hr_u8.astype(np.float64) / 255.0, output_size=size)
     return np.clip(np.floor(out * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
 
