@@ -40,3 +40,13 @@ def test_parse_options():
         "hie": False, "windows": [8, 16], "name": "abc", "w": 0.5}
     with pytest.raises(LightSRError):
         parse_options(["novalue"])
+
+
+def test_anysr_resource_flags_become_options():
+    from lightsr.cli import build_parser, model_options
+
+    args = build_parser().parse_args(["eval", "--model", "anysr_srno_edsr", "--scale", "2", "--data", "d",
+                                      "--width", "0.7", "--max-gflops", "50", "--full-net", "--opt", "lam=4"])
+    assert model_options(args) == {"lam": 4, "width": 0.7, "max_gflops": 50.0, "mode": "full"}
+    args = build_parser().parse_args(["upscale", "a.png", "-o", "out", "--width", "0.5"])
+    assert model_options(args) == {"width": 0.5}

@@ -33,6 +33,27 @@ def parse_options(items: list[str] | None) -> dict:
     return out
 
 
+def _resource_args(p: argparse.ArgumentParser) -> None:
+    """AnySR's any-resource inference (seed 002): which width-sliced sub-network runs."""
+    g = p.add_argument_group("AnySR sub-network (anysr_* models)")
+    g.add_argument("--width", type=float, default=None, help="run the sub-network of this width (0, 1]")
+    g.add_argument("--max-gflops", type=float, default=None,
+                   help="the widest sub-network whose MACs for this image stay under G x 1e9")
+    g.add_argument("--full-net", action="store_true", help="full network at every scale (double-dagger mode)")
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """``--opt`` items plus the dedicated AnySR flags, as builder keyword arguments."""
+    opts = parse_options(getattr(args, "opt", None))
+    if getattr(args, "width", None) is not None:
+        opts["width"] = args.width
+    if getattr(args, "max_gflops", None) is not None:
+        opts["max_gflops"] = args.max_gflops
+    if getattr(args, "full_net", False):
+        opts["mode"] = "full"
+    return opts
+
+
 def _model_args(p: argparse.ArgumentParser, scale_required: bool = False) -> None:
     p.add_argument("--model", required=True, help="registered model name (`lightsr list-models`)")
     p.add_argument("--scale", type=float, required=scale_required, default=None, help="up-scaling factor")
@@ -45,6 +66,7 @@ def _add_eval(sub) -> None:
     _model_args(p, scale_required=True)
     p.add_argument("--weights", help="checkpoint (.pth or .safetensors)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of HR images")
+    _resource_args(p)
     p.add_argument("--json", metavar="FILE", help="write per-set and per-image figures")
     p.add_argument("--save-images", metavar="DIR", help="write the SR images here (DIR/<dataset>/<name>.png)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file or saved images")
@@ -126,6 +148,7 @@ def _add_upscale(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output folder (or a file name for a single input file)")
     p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
+    _resource_args(p)
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
     p.add_argument("--scale", type=int, default=None, help="the model's native scale (default 4)")
     p.add_argument("--outscale", type=float, default=None, metavar="F",

@@ -178,7 +178,7 @@ def format_table(results: dict, scale: float, protocol: str = "standard") -> str
 
 def run_cli(args) -> int:
     from .checkpoint import atomic_write
-    from .cli import parse_options
+    from .cli import model_options
     from .models import build_model, pick_device
 
     scale = args.scale
@@ -201,7 +201,7 @@ def run_cli(args) -> int:
         elif entry.scales is not None:
             print(f"lightsr: warning: no --weights given and none shipped for {entry.name} x{scale:g}; "
                   "evaluating randomly initialised weights", file=sys.stderr)
-    model = build_model(args.model, scale, weights, parse_options(args.opt), device)
+    model = build_model(args.model, scale, weights, model_options(args), device)
     results = evaluate(model, args.data, scale, protocol=args.protocol, self_ensemble=args.self_ensemble,
                        device=device, cache_dir=args.cache_dir, save_dir=args.save_images, overwrite=overwrite)
     print(format_table(results, scale, args.protocol))

@@ -575,7 +575,7 @@ def _check_out_root(out: Path) -> None:
 
 
 def run_cli(args) -> int:
-    from .cli import parse_options
+    from .cli import model_options
     from .imageio import FORMATS, read, write_image
 
     ext = (args.ext or "same").lower().lstrip(".")
@@ -596,7 +596,7 @@ def run_cli(args) -> int:
     up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
               bf16=args.bf16, tile=args.tile or None, tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
               max_memory=parse_memory(args.max_memory), progress=not args.quiet, outscale=args.outscale,
-              options=parse_options(getattr(args, "opt", None)))
+              options=model_options(args))
     failed, done, megapixels = len(errors), 0, 0.0
     start = time.perf_counter()
     bar = _bar(len(files), "img", not args.quiet and len(files) > 1, leave=True)
