@@ -284,3 +284,19 @@ def test_init_from_trained_arbitrary_model():
     assert torch.equal(full.encoder.body[3].conv1.weight, src.encoder.body[3].body[0].weight)
     with pytest.raises(LightSRError):
         init_from_arbitrary(full, create_model("liif_edsr"))
+
+
+def test_engine_init_maps_an_arbitrary_scale_checkpoint(tmp_path):
+    """`lightsr train --init srno_edsr.safetensors` on an AnySR model goes through init_from_arbitrary."""
+    import torch
+
+    from lightsr.checkpoint import save_weights
+    from lightsr.models import create_model
+    from lightsr.train.engine import init_from
+
+    src = create_model("srno_edsr")
+    path = save_weights(src, tmp_path / "srno.safetensors")
+    model = create_model("anysr_srno_edsr")
+    report = init_from(model, path, head=())
+    assert report["loaded"] > 0 and all(".fc" in k for k in report["head_kept"]) and report["head_kept"]
+    assert torch.equal(model.encoder.body[0].conv1.weight, src.encoder.body[0].body[0].weight)

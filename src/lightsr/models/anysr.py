@@ -321,6 +321,10 @@ class AnySR(ImplicitSR):
     def widths(self) -> tuple[float, ...]:
         return self.encoder.widths
 
+    def init_from_checkpoint(self, path) -> dict:
+        """``lightsr train --init``: weights of the trained arbitrary-scale original (seed 4.1)."""
+        return init_from_arbitrary(self, path)
+
     def set_width(self, width: float | None) -> None:
         """Run a fixed sub-network (0 < w <= 1); ``None`` returns to the scale/full mode."""
         if width is not None and not 0 < float(width) <= 1:

@@ -206,6 +206,10 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
                 break
         else:
             raise LightSRError(f"--init {path}: no final.safetensors or best.safetensors in that run directory")
+    custom = getattr(model, "init_from_checkpoint", None)
+    if callable(custom):  # a model with its own mapping (AnySR from its arbitrary-scale original)
+        report = custom(p)
+        return {"path": str(p), "loaded": report["loaded"], "head_kept": report.get("fresh", []), "dropped": []}
     sd = read_state_dict(p)
     own = model.state_dict()
     head = tuple(getattr(model, "head_prefixes", head))
