@@ -62,7 +62,7 @@ def to_rgb(img: np.ndarray) -> np.ndarray:
     return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
 
 
-def _as_8bit(img: np.ndarray) -> np.ndarray:
+def as_8bit(img: np.ndarray) -> np.ndarray:
     """(H, W, C) uint8/uint16 with C in 1, 3, 4 -> uint8 with C in 1, 3 (alpha dropped)."""
     if img.dtype == np.uint16:
         img = ((img.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
@@ -157,7 +157,7 @@ class BenchmarkFolder:
     def load(self, path: Path) -> Pair:
         from ..imageio import read_image
 
-        hr = _as_8bit(read_image(path))
+        hr = as_8bit(read_image(path))
         hr = crop_hr(hr, self.scale)
         lr = self._cached_lr(path, hr)
         if self.protocol.gray_to_rgb:

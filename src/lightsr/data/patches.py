@@ -42,7 +42,7 @@ from torch.utils.data import Dataset
 
 from ..errors import LightSRError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+from .benchmark import IMAGE_EXTENSIONS, as_8bit, to_rgb
 
 from ..layers.implicit import make_coord  # one coordinate convention for the package
 
@@ -60,22 +60,18 @@ def list_images(dirs: str | Path | Sequence[str | Path]) -> list[Path]:
         d = Path(d)
         if not d.is_dir():
             raise LightSRError(f"training folder not found: {d}")
-        found = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        found = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         if not found:
-            raise LightSRError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in {d}")
+            raise LightSRError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {d}")
         files += found
     return files
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """8-bit RGB (H, W, 3); grayscale replicated (the benchmark protocol's rule)."""
-    from PIL import Image
+    """8-bit RGB (H, W, 3); grayscale replicated, alpha dropped (the benchmark protocol's rule)."""
+    from ..imageio import read_image
 
-    try:
-        with Image.open(path) as im:
-            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-    except Exception as exc:  # corrupt or unreadable
-        raise LightSRError(f"cannot read training image {path}: {exc}") from None
+    return np.ascontiguousarray(to_rgb(as_8bit(read_image(path))))
 
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:
