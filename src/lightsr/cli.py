@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     except LightSRError as exc:
         print(f"lightsr: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `lightsr list-models | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("lightsr: interrupted", file=sys.stderr)
         return 130

@@ -588,10 +588,10 @@ def run_cli(args) -> int:
         raise LightSRError(f"output {out}: unknown image extension {out.suffix!r} "
                            f"(use {', '.join(sorted(set(FORMATS)))} or a folder)")
     _check_out_root(out if not (single and out.suffix) else out.parent)
+    if not files:
+        raise LightSRError("no input images" + (f" ({'; '.join(errors)})" if errors else ""))
     for e in errors:
         print(f"lightsr: error: {e}", file=sys.stderr)
-    if not files:
-        raise LightSRError("no input images" + (f" ({errors[0]})" if errors else ""))
 
     up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
               bf16=args.bf16, tile=args.tile or None, tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
