@@ -72,11 +72,9 @@ class Upscaler:
         outscale = outscale if outscale is not None else self.outscale
         if isinstance(image, torch.Tensor):
             return self.upscale_tensor(image, outscale)
-        try:
-            from PIL import Image
-        except ImportError:  # pragma: no cover
-            Image = None
-        if Image is not None and isinstance(image, Image.Image):
+        from PIL import Image
+
+        if isinstance(image, Image.Image):
             return self._upscale_pil(image, outscale)
         if isinstance(image, np.ndarray):
             return self.upscale_array(image, outscale)
@@ -326,20 +324,9 @@ def _ramp(length: int, a: int, b: int, half: int, s: int) -> torch.Tensor:
 
 def _self_ensemble(run, x: torch.Tensor) -> torch.Tensor:
     """x8 geometric self-ensemble (the evaluation pipeline's), accumulated in float32."""
-    def fn(t: torch.Tensor) -> torch.Tensor:
-        return run(t).float()
+    from .evaluate import self_ensemble
 
-    try:
-        from .evaluate import self_ensemble
-    except ImportError:  # evaluation module absent: the same x8 mean, written here
-        out = 0
-        for k in range(4):
-            for flip in (False, True):
-                t = torch.rot90(x, k, dims=(-2, -1))
-                y = fn(t.flip(-1) if flip else t)
-                out = out + torch.rot90(y.flip(-1) if flip else y, -k, dims=(-2, -1))
-        return out / 8
-    return self_ensemble(fn, x)
+    return self_ensemble(lambda t: run(t).float(), x)
 
 
 def _from_float(a: np.ndarray, dtype, peak: float) -> np.ndarray:
@@ -357,12 +344,9 @@ def _resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _note(msg: str) -> None:
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        tqdm.write(f"lightsr: {msg}", file=sys.stderr)
-    except ImportError:  # pragma: no cover
-        print(f"lightsr: {msg}", file=sys.stderr)
+    tqdm.write(f"lightsr: {msg}", file=sys.stderr)
 
 
 class _NoBar:
