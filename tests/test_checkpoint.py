@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from lightsr.checkpoint import load_checkpoint, read_metadata, read_state_dict, save_weights
+from lightsr.checkpoint import json_text, load_checkpoint, read_metadata, read_state_dict, save_weights, write_json
 from lightsr.errors import LightSRError
 
 
@@ -71,3 +71,19 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(LightSRError, match="cannot read"):
         read_state_dict(tmp_path / "evil.pth")
+
+
+def test_json_is_strict_and_never_clobbers(tmp_path):
+    import json
+    import math
+
+    obj = {"psnr": math.inf, "best": -math.inf, "nan": math.nan, "x": [1.5, math.inf], "n": 3}
+    text = json_text(obj)
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text) == {"psnr": None, "best": None, "nan": None, "x": [1.5, None], "n": 3}
+    path = write_json(tmp_path / "r.json", {"a": 1})
+    with pytest.raises(LightSRError, match="exists"):
+        write_json(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    write_json(path, {"a": 2}, overwrite=True)
+    assert json.loads(path.read_text()) == {"a": 2}

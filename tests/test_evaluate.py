@@ -172,6 +172,25 @@ def test_json_format_save_images_and_no_overwrite(folder, tmp_path, capsys):
     assert main(args + ["--overwrite"]) == 0 and out.read_text() == before
 
 
+def test_identical_image_gives_null_psnr_in_strict_json(tmp_path):
+    """A model that returns the HR image exactly has infinite PSNR: the table says inf, the JSON null."""
+    import torch
+
+    from lightsr.evaluate import evaluate
+    from lightsr.checkpoint import write_json
+
+    folder = tmp_path / "Flat"
+    folder.mkdir()
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(folder / "flat.png")
+    # bicubic of a constant image is the same constant: MSE = 0
+    model = __import__("lightsr").create_model("bicubic", scale=2)
+    res = evaluate(model, [folder], 2, device=torch.device("cpu"), cache_dir=tmp_path / "c")
+    assert res["Flat"]["psnr"] == float("inf")
+    out = write_json(tmp_path / "r.json", res)
+    assert "Infinity" not in out.read_text()
+    assert json.loads(out.read_text())["Flat"]["images"]["flat.png"]["psnr"] is None
+
+
 def _one_line_error(argv, capsys, *words):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

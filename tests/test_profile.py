@@ -53,3 +53,10 @@ def test_profile_dict_and_cli(tmp_path):
     assert main(["profile", "--model", "bicubic", "--scale", "4", "--no-latency", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert d["model"] == "bicubic" and d["scale"] == 4 and d["params"] == 0 and "flops" in d
+    # a user's file is never replaced unasked, and the refusal comes before any work
+    out.write_text("mine")
+    assert main(["profile", "--model", "bicubic", "--scale", "4", "--no-latency", "--json", str(out)]) == 2
+    assert out.read_text() == "mine"
+    assert main(["profile", "--model", "bicubic", "--scale", "4", "--no-latency", "--json", str(out),
+                 "--overwrite"]) == 0
+    assert json.loads(out.read_text())["params"] == 0

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -125,6 +126,26 @@ def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Pat
     return path
 
 
+def json_text(obj, indent: int | None = 2) -> str:
+    """Strict JSON (RFC 8259): a non-finite float (an identical image's infinite PSNR, a run with no
+    validation yet) is written as ``null``, never as the non-standard ``Infinity``/``NaN``."""
+    def finite(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None
+        if isinstance(o, dict):
+            return {k: finite(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [finite(v) for v in o]
+        return o
+    return json.dumps(finite(obj), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | os.PathLike, obj, overwrite: bool = False) -> Path:
+    """Write ``obj`` as strict JSON through :func:`atomic_write` (an existing file needs ``overwrite``)."""
+    text = json_text(obj) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
+
+
 def save_weights(state: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike,
                  metadata: Mapping[str, object] | None = None, overwrite: bool = False) -> Path:
     """Save a state dict as safetensors (metadata values stored as JSON strings)."""
@@ -133,7 +154,7 @@ def save_weights(state: nn.Module | Mapping[str, torch.Tensor], path: str | os.P
     sd = state.state_dict() if isinstance(state, nn.Module) else state
     sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()
           if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
-    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    meta = {k: json_text(v, indent=None) for k, v in (metadata or {}).items()}
     return atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=meta), overwrite=overwrite)
 
 

@@ -80,7 +80,8 @@ def _add_eval(sub) -> None:
 def _add_profile(sub) -> None:
     p = sub.add_parser("profile", help="parameters, FLOPs (MACs) at 1280x720 output, latency, memory")
     _model_args(p, scale_required=True)
-    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--output-size", default="720x1280", metavar="HxW", help="output size (default 720x1280)")
     p.add_argument("--width", type=float, default=None, help="AnySR sub-network width")
     p.add_argument("--no-latency", action="store_true", help="count only, do not time")

@@ -10,7 +10,6 @@ The result is ``{"<folder name>": {"psnr": float, "ssim": float,
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -177,7 +176,7 @@ def format_table(results: dict, scale: float, protocol: str = "standard") -> str
 
 
 def run_cli(args) -> int:
-    from .checkpoint import atomic_write
+    from .checkpoint import write_json
     from .cli import model_options
     from .models import build_model, pick_device
 
@@ -206,6 +205,5 @@ def run_cli(args) -> int:
                        device=device, cache_dir=args.cache_dir, save_dir=args.save_images, overwrite=overwrite)
     print(format_table(results, scale, args.protocol))
     if args.json:
-        text = json.dumps(results, indent=2)
-        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text + "\n"), overwrite=overwrite)
+        write_json(args.json, results, overwrite=overwrite)  # an identical image's PSNR is null
     return 0

@@ -14,11 +14,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -126,6 +126,8 @@ def run_cli(args: argparse.Namespace) -> int:
     from .models import build_model
 
     size = parse_size(args.output_size)
+    if args.json and Path(args.json).exists() and not args.overwrite:
+        raise LightSRError(f"{args.json} exists; refusing to overwrite it (pass --overwrite)")
     model = build_model(args.model, args.scale, None, parse_options(args.opt), args.device)
     if getattr(args, "width", None) is not None:
         if not hasattr(model, "set_width"):
@@ -141,8 +143,9 @@ def run_cli(args: argparse.Namespace) -> int:
         line += f", peak +{result['peak_memory_mb']:.0f} MB"
     print(line)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+        from .checkpoint import write_json
+
+        write_json(args.json, result, overwrite=args.overwrite)
     return 0
 
 

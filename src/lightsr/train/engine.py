@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import json_text
 from ..errors import LightSRError
 from .losses import get_loss
 
@@ -453,7 +454,7 @@ class Trainer:
                 save_weights(self.ema.module, tmp / "ema.safetensors", meta)
             torch.save({"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict()},
                        tmp / "state.pt")
-            (tmp / "state.json").write_text(json.dumps(
+            (tmp / "state.json").write_text(json_text(
                 {"step": self.step, "total": self.total, "best_psnr": self.best, "world": self.dist.world}))
         self.dist.barrier()
         if self.dist.main:
@@ -481,7 +482,8 @@ class Trainer:
         st = torch.load(last / "state.pt", map_location=self.device, weights_only=False)
         self.opt.load_state_dict(st["optimizer"])
         self.scaler.load_state_dict(st["scaler"])
-        self.step, self.best = int(state["step"]), float(state["best_psnr"])
+        self.step = int(state["step"])
+        self.best = -math.inf if state["best_psnr"] is None else float(state["best_psnr"])  # null: no validation yet
         rng = last / f"rng_rank{self.dist.rank}.pt"
         if rng.is_file():
             _set_rng_state(torch.load(rng, weights_only=False))
