@@ -92,3 +92,47 @@ def test_cli_export_imdn(tmp_path, capsys):
     assert diff < 1e-3
     rc = main(["export", "--model", "imdn", "--weights", str(REFERENCE / "imdn_x2.pth"), "-o", str(tmp_path / "j.onnx")])
     assert rc == 2 and "another scale" in capsys.readouterr().err and not (tmp_path / "j.onnx").exists()
+
+
+def _tiny_mambairv2():
+    from lightsr.layers.skeleton import LightweightSR
+    from lightsr.models.mambairv2 import AttentiveLayers
+
+    torch.manual_seed(0)
+    opts = dict(dim=16, heads=2, d_state=4, inner_rank=4, num_tokens=8, mlp_ratio=1.0)
+    return LightweightSR([AttentiveLayers(depth=2, window=8, **opts)], dim=16, scale=2, pad_multiple=8,
+                         pad_mode="symmetric").eval()
+
+
+def test_state_space_model_exports_at_a_fixed_size(tmp_path):
+    """The selective scan (a custom op in PyTorch) and the semantic sort trace to plain ONNX ops: a
+    MambaIRv2-structured model exported for one size matches PyTorch there; a dynamic-size export is
+    refused with the way out named, and nothing is written."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from lightsr.export import export_onnx
+
+    m = _tiny_mambairv2()
+    res = export_onnx(m, tmp_path / "m.onnx", fixed_size=(20, 24))
+    assert res["max_abs_error"] < 1e-4 and res["fixed_size"] == (20, 24)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 20, 24)
+    y = sess.run(None, {"input": x.numpy()})[0]
+    assert y.shape == (1, 3, 40, 48) and abs(y - m(x).detach().numpy()).max() < 1e-4
+    with pytest.raises(LightSRError, match="--fixed-size"):
+        export_onnx(m, tmp_path / "d.onnx", sample_hw=(16, 16))
+    assert not (tmp_path / "d.onnx").exists()
+
+
+@pytest.mark.slow
+def test_cli_export_mambairv2_light_fixed_size(tmp_path, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    w = need(REFERENCE / "mambairv2_light_x4.pth")
+    out = tmp_path / "m.onnx"
+    rc = main(["export", "--model", "mambairv2_light", "--weights", str(w), "-o", str(out), "--fixed-size", "64x64"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "1x3x64x64" in err
+    assert float(err.split("max |diff| ")[1].split()[0].rstrip(")")) < 1e-4
+    assert main(["export", "--model", "mambairv2_light", "--weights", str(w), "-o", str(tmp_path / "x.onnx"),
+                 "--fixed-size", "64"]) == 2 and "--fixed-size expects HxW" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import torch
 
 from lightsr.checkpoint import load_checkpoint
 from lightsr.errors import LightSRError
-from lightsr.models.mambairv2 import ASSM, gather_tokens, inverse_permutation
+from lightsr.models.mambairv2 import ASSM, gather_tokens, inverse_permutation, semantic_order
 from lightsr.models.registry import create_model
 
 from conftest import BENCHMARK, REFERENCE, need
@@ -126,8 +126,10 @@ def test_training_backward_reaches_route_and_prompts():
 
 def test_sort_and_unsort():
     cls = torch.tensor([[3, 1, 3, 0, 1, 3]])
-    order = torch.sort(cls, stable=True).indices
+    order = semantic_order(cls)
     assert order.tolist() == [[3, 1, 4, 0, 2, 5]]  # ties keep raster order
+    big = torch.randint(0, 64, (2, 4096))  # the unique key gives exactly torch's stable sort
+    assert torch.equal(semantic_order(big), torch.sort(big, dim=-1, stable=True).indices)
     x = torch.arange(6.0).view(1, 6, 1)
     assert torch.equal(gather_tokens(gather_tokens(x, order), inverse_permutation(order)), x)
 

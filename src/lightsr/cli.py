@@ -181,6 +181,9 @@ def _add_export(sub) -> None:
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--fixed-size", default=None, metavar="HxW",
+                   help="export for this one input size (batch 1): for models whose window/scan arithmetic "
+                        "cannot follow a dynamic size (window transformers, MambaIRv2); tile to it")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch check")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.set_defaults(run="lightsr.export:run_cli")

@@ -6,6 +6,12 @@ checked under onnxruntime on CPU at two sizes other than the one traced; a diffe
 PyTorch is an error (and the file is not kept), so a model whose padding arithmetic was frozen at trace
 time is caught rather than shipped.
 
+Window transformers (window padding, hierarchical window sizes) and MambaIRv2 (the chunked scan's
+loop counts) depend on the input size in Python arithmetic that a trace freezes: they export with
+``fixed_size=(H, W)`` (``--fixed-size HxW``), a graph for that one (1, 3, H, W) input, checked at it;
+a deployment tiles its images to that size. The selective scan is traced as its chunked pure-tensor
+form (``layers.scan``) and the semantic sort as a plain sort of a tie-free key.
+
 ``onnx`` and ``onnxruntime`` are optional (``pip install 'lightsr[onnx]'``); they are imported only here,
 only when exporting.
 """
@@ -25,6 +31,10 @@ TOLERANCE = 1e-3
 CHECK_SIZES = ((48, 40), (29, 37))  # (H, W) probes, neither equal to the traced size
 
 
+class _FrozenShapes(Exception):
+    """The traced graph failed or differed at a size other than the traced one."""
+
+
 def _require_onnx():
     try:
         import onnx  # noqa: F401
@@ -38,7 +48,9 @@ def _require_onnx():
 def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES, seed: int = 0) -> float:
     """Largest |onnxruntime - PyTorch| over random inputs of the given (H, W) sizes, on CPU."""
     _, ort = _require_onnx()
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # a failing probe is reported by us, in one line, not by ORT's logger
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     gen = torch.Generator().manual_seed(seed)
     model = model.eval().float().cpu()
     worst = 0.0
@@ -55,8 +67,9 @@ def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES,
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, sample_hw: tuple[int, int] = (64, 64),
-                check: bool = True, overwrite: bool = False) -> dict:
-    """Write ``model`` as ONNX with dynamic batch/height/width; returns ``{"path", "max_abs_error"}``."""
+                check: bool = True, overwrite: bool = False, fixed_size: tuple[int, int] | None = None) -> dict:
+    """Write ``model`` as ONNX with dynamic batch/height/width, or for the one input size ``fixed_size``;
+    returns ``{"path", "max_abs_error", "fixed_size"}``."""
     from .checkpoint import atomic_write
 
     onnx, _ = _require_onnx()
@@ -66,25 +79,37 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, samp
     if path.suffix.lower() != ".onnx":
         raise LightSRError(f"export output must end in .onnx, got {path}")
     model = model.eval().float().cpu()
-    x = torch.rand(1, 3, *sample_hw)
-    result: dict = {"path": str(path), "max_abs_error": None}
+    x = torch.rand(1, 3, *(fixed_size or sample_hw))
+    dynamic = None if fixed_size else {"input": {0: "batch", 2: "height", 3: "width"},
+                                       "output": {0: "batch", 2: "out_height", 3: "out_width"}}
+    result: dict = {"path": str(path), "max_abs_error": None, "fixed_size": fixed_size}
 
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings / legacy-exporter deprecation notes
             torch.onnx.export(model, (x,), tmp, input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
-                                            "output": {0: "batch", 2: "out_height", 3: "out_width"}},
-                              opset_version=opset, do_constant_folding=True, dynamo=False)
+                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
         onnx.checker.check_model(tmp)
         if check:
-            err = onnx_max_error(tmp, model)
+            try:
+                err = onnx_max_error(tmp, model, sizes=[fixed_size] if fixed_size else CHECK_SIZES)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime failing on a size other than the traced one
+                if fixed_size or isinstance(exc, LightSRError):
+                    raise
+                raise _FrozenShapes(str(exc)) from None
             result["max_abs_error"] = err
             if not err <= TOLERANCE:
+                if not fixed_size:
+                    raise _FrozenShapes(f"max |diff| {err:.2e}")
                 raise LightSRError(f"ONNX output differs from PyTorch by {err:.2e} (> {TOLERANCE:g}); not written")
 
     try:
         atomic_write(path, write, overwrite=overwrite)
+    except _FrozenShapes as exc:
+        reason = str(exc).strip().splitlines()[0][:160]
+        raise LightSRError(f"this model's graph does not follow a dynamic input size under ONNX ({reason}); "
+                           "export it for one size with --fixed-size HxW (Python: fixed_size=(H, W)) and tile "
+                           "to that size; nothing written") from None
     except LightSRError:
         raise
     except PermissionError:
@@ -102,10 +127,17 @@ def run_cli(args) -> int:
     from .upscaler import load
 
     _require_onnx()  # fail before building anything
+    fixed = None
+    if getattr(args, "fixed_size", None):
+        from .profile import parse_size
+
+        fixed = parse_size(args.fixed_size, "--fixed-size")
     up = load(args.model, scale=args.scale, device="cpu", weights=args.weights,
               options=parse_options(getattr(args, "opt", None)))
-    res = export_onnx(up.model, args.output, opset=args.opset, check=not args.no_check, overwrite=args.overwrite)
+    res = export_onnx(up.model, args.output, opset=args.opset, check=not args.no_check, overwrite=args.overwrite,
+                      fixed_size=fixed)
     err = res["max_abs_error"]
     checked = f"; onnxruntime vs PyTorch max |diff| {err:.2e}" if err is not None else ""
-    print(f"lightsr: wrote {res['path']} (x{up.native_scale:g}, dynamic height/width{checked})", file=sys.stderr)
+    shape = f"input 1x3x{fixed[0]}x{fixed[1]}" if fixed else "dynamic height/width"
+    print(f"lightsr: wrote {res['path']} (x{up.native_scale:g}, {shape}{checked})", file=sys.stderr)
     return 0

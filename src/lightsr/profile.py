@@ -27,13 +27,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from .errors import LightSRError
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, flag: str = "--output-size") -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise LightSRError(f"--output-size expects HxW (e.g. 720x1280), got {text!r}") from None
+        raise LightSRError(f"{flag} expects HxW (e.g. 720x1280), got {text!r}") from None
     if h <= 0 or w <= 0:
-        raise LightSRError(f"--output-size must be positive, got {text!r}")
+        raise LightSRError(f"{flag} must be positive, got {text!r}")
     return h, w
 
 

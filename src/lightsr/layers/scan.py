@@ -122,7 +122,7 @@ def _scan_segment(delta: Tensor, u: Tensor, A: Tensor, B: Tensor, C: Tensor, h_i
         if t.dim() == 4:
             t = t.transpose(-1, -2)
         t = F.pad(t, (0, pad)).unflatten(-1, (nc, T))
-        return t.movedim(-1, 0).contiguous()
+        return t.permute(t.dim() - 1, *range(t.dim() - 1)).contiguous()  # movedim(-1, 0); ONNX wants perm >= 0
 
     # layout (T, b, d, n, nc): step t of every chunk is one contiguous slice, chunks innermost
     dt, Bc, Cc = chunks(delta), chunks(B), chunks(C)
@@ -155,7 +155,7 @@ def _scan_segment(delta: Tensor, u: Tensor, A: Tensor, B: Tensor, C: Tensor, h_i
         h = h_local.addcmul_(decay, h0).mul_(Cc)
     else:
         h = (h_local + decay * h0) * Cc
-    return h.sum(-2).movedim(0, -1).reshape(b, d, nc * T)[..., :L], h_last
+    return h.sum(-2).permute(1, 2, 3, 0).reshape(b, d, nc * T)[..., :L], h_last  # (T, b, d, nc) -> (b, d, nc, T)
 
 
 # work buffers of at most this many elements: bounded memory for any L, and blocks small enough
@@ -262,4 +262,6 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
     """
     if impl not in IMPLS:
         raise ValueError(f"unknown selective-scan impl {impl!r}; choose from {IMPLS}")
+    if torch.onnx.is_in_onnx_export():  # the exporter traces plain tensor ops, not the custom op
+        return _run(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), "chunked" if impl == "auto" else impl)
     return _scan_op(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), impl)

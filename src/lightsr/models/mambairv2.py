@@ -33,7 +33,8 @@ Choices made here (documented, measured in results/mambairv2.md):
   restores the official stochastic inference.
 * **Stable semantic sort.** The official ``torch.sort(stable=False)`` leaves the order inside a
   class to the device; ``stable_sort=True`` (default) keeps raster order inside each class, the
-  same everywhere. This alone moves Set5 by ~0.017 dB (weights/reference/README.md).
+  same everywhere. This alone moves Set5 by ~0.017 dB (weights/reference/README.md). It sorts the
+  tie-free key ``class * L + position``, so any sort (ONNX's TopK too) gives that one order.
 * **Prompt order, as official.** The official code adds the prompts in *raster* order to the
   *sorted* sequence (``selectiveScan(semantic_x, prompt)`` without sorting ``prompt``); the
   checkpoint was trained that way, so it is kept: ``C_t += p_{t}`` with t the sorted position.
@@ -161,6 +162,15 @@ def inverse_permutation(index: Tensor) -> Tensor:
     return inv.scatter_(-1, index, torch.arange(index.shape[-1], device=index.device).expand_as(index))
 
 
+def semantic_order(cls: Tensor, stable: bool = True) -> Tensor:
+    """Permutation (B, L) putting same-class tokens next to each other; with ``stable``, raster order
+    inside a class, by sorting the unique key ``cls * L + position`` (exportable: no stable flag)."""
+    if not stable:
+        return torch.sort(cls, dim=-1).indices
+    pos = torch.arange(cls.shape[-1], device=cls.device)
+    return torch.sort(cls * cls.shape[-1] + pos, dim=-1).indices
+
+
 def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
     """x: (B, L, C) reordered along L by index (B, L)."""
     return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -199,7 +209,7 @@ class ASSM(nn.Module):
     def forward(self, x: Tensor, size: tuple[int, int], embedding_a: nn.Embedding) -> Tensor:
         pool = self.embeddingB.weight @ embedding_a.weight                  # P = E_B E_A (64, n)
         cls, prompt = self.classify(x, pool)
-        order = torch.sort(cls, dim=-1, stable=self.stable_sort).indices   # semantic neighbours
+        order = semantic_order(cls, self.stable_sort)                       # semantic neighbours
         f = self.in_proj(tokens_to_map(x, size))
         f = (f * torch.sigmoid(self.CPE(f))).flatten(2).transpose(1, 2)     # (B, L, hidden)
         y = self.selectiveScan(gather_tokens(f, order), prompt)            # prompt in raster order
