@@ -1,6 +1,7 @@
 """Shared fixtures: paths to ../shared (data, reference weights) and small deterministic inputs."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,32 @@ REFERENCE = SHARED / "weights" / "reference"
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
+MISSING_SHARED = "missing shared data"  # how every skip/failure below starts (counted in the summary)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 def need(path: Path) -> Path:
-    """Skip (with the reason) when a ../shared file a test reads is absent."""
+    """``path`` when it exists. When a ../shared file a test reads is absent: skip with one line that
+    says what is missing and where to put it; under ``CI=true`` fail instead (CI must run everything)."""
     if not path.exists():
-        pytest.skip(f"{path} not available")
+        msg = (f"{MISSING_SHARED}: {path} not found; place the shared folder beside the repository "
+               f"(expected at {SHARED}, with data/ and weights/ inside)")
+        if in_ci():
+            pytest.fail(msg + " [CI=true: tests that need it fail instead of skipping]", pytrace=False)
+        pytest.skip(msg)
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line for all the tests skipped because ../shared is absent (a fresh clone)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if MISSING_SHARED in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} tests skipped: {MISSING_SHARED} - place the shared folder "
+                                    f"beside the repository (expected at {SHARED}); under CI=true they fail")
 
 
 @pytest.fixture

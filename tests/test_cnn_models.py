@@ -91,7 +91,8 @@ def test_strict_checkpoint_load(ckpt, name, scale):
                                              ("carn_m.pth", "imdn", 4)])
 def test_wrong_checkpoint_is_a_clear_error(ckpt, name, scale):
     path = need(REFERENCE / ckpt)
-    with pytest.raises(LightSRError, match="does not fit model"):
+    # detection names what the file is (another scale / another architecture) before a strict load
+    with pytest.raises(LightSRError, match=r"does not fit model|checkpoint for x\d, not x\d|holds \w+ weights, not"):
         build_model(name, scale, str(path))
 
 
@@ -159,7 +160,7 @@ def _evaluate(name, scale, ckpt, sets, self_ensemble=False):
 def test_set5_reproduction(name, scale, ckpt):
     res = _evaluate(name, scale, ckpt, ["Set5"])["Set5"]
     psnr, ssim = TARGETS[name, scale, ckpt]["Set5"]
-    assert res["psnr"] == pytest.approx(psnr, abs=0.01)
+    assert res["psnr"] == pytest.approx(psnr, abs=5e-4)
     assert res["ssim"] == pytest.approx(ssim, abs=0.001)
 
 
@@ -169,7 +170,7 @@ def test_full_reproduction(key):
     name, scale, ckpt = key
     results = _evaluate(name, scale, ckpt, list(TARGETS[key]))
     for s, (psnr, ssim) in TARGETS[key].items():
-        assert results[s]["psnr"] == pytest.approx(psnr, abs=0.01), s
+        assert results[s]["psnr"] == pytest.approx(psnr, abs=5e-4), s
         assert results[s]["ssim"] == pytest.approx(ssim, abs=0.001), s
 
 
@@ -177,11 +178,11 @@ def test_full_reproduction(key):
 def test_rlfn_s_measured():
     results = _evaluate("rlfn_s", 4, "rlfn_s_x4.pth", list(RLFN_MEASURED))
     for s, psnr in RLFN_MEASURED.items():
-        assert results[s]["psnr"] == pytest.approx(psnr, abs=0.01), s
+        assert results[s]["psnr"] == pytest.approx(psnr, abs=5e-4), s
 
 
 @pytest.mark.slow
 def test_carn_m_self_ensemble_gains():
     single = TARGETS["carn_m", 4, "carn_m.pth"]["Set5"][0]
     ens = _evaluate("carn_m", 4, "carn_m.pth", ["Set5"], self_ensemble=True)["Set5"]["psnr"]
-    assert ens == pytest.approx(32.0485, abs=0.01) and ens > single + 0.1  # measured: +0.167 dB
+    assert ens == pytest.approx(32.0485, abs=5e-4) and ens > single + 0.1  # measured: +0.167 dB

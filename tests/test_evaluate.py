@@ -54,7 +54,9 @@ def _run_table(sets, scale, protocol, cache, tmp_path):
     rc = main(["eval", "--model", "bicubic", "--scale", str(scale), "--protocol", protocol, "--data", *folders,
                "--json", str(out), "--cache-dir", str(cache), "--device", "cpu"])
     assert rc == 0
-    return json.loads(out.read_text())
+    res = json.loads(out.read_text())
+    assert res.pop("meta")["model"] == "bicubic"  # what `lightsr plot` reads, beside the datasets
+    return res
 
 
 def _check_table(res, scale, protocol):
@@ -151,6 +153,7 @@ def test_json_format_save_images_and_no_overwrite(folder, tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     res = json.loads(out.read_text())
+    assert res.pop("meta")["scale"] == 2  # the model description for `lightsr plot` (tests/test_pictures.py)
     assert list(res) == ["MySet"] and set(res["MySet"]) == {"psnr", "ssim", "images"}
     images = res["MySet"]["images"]
     assert sorted(images) == ["a.png", "b_gray.png", "c_rgba.png", "d.jpg"]
@@ -295,3 +298,17 @@ def test_non_integer_scale_sizes_are_consistent(scale, tmp_path):
         lh, lw = math.floor(H / scale + 1e-9), math.floor(W / scale + 1e-9)
         assert pair.lr.shape[:2] == (lh, lw)
         assert pair.hr.shape[:2] == (round(lh * scale), round(lw * scale))
+
+
+def test_eval_refuses_random_weights_unless_asked(tmp_path):
+    """A model with neither --weights nor shipped weights: exit 2 with one line; --random-weights runs."""
+    from PIL import Image
+
+    from lightsr.cli import main
+
+    d = tmp_path / "set"
+    d.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(d / "a.png")
+    assert main(["eval", "--model", "imdn", "--scale", "2", "--data", str(d)]) == 2
+    assert main(["eval", "--model", "imdn", "--scale", "2", "--data", str(d), "--random-weights"]) == 0
+    assert main(["eval", "--model", "bicubic", "--scale", "2", "--data", str(d)]) == 0  # no parameters

@@ -90,8 +90,9 @@ def test_cli_export_imdn(tmp_path, capsys):
     assert rc == 0 and (tmp_path / "i.onnx").stat().st_size > 2_000_000
     diff = float(err.split("max |diff| ")[1].split()[0].rstrip(")"))
     assert diff < 1e-3
-    rc = main(["export", "--model", "imdn", "--weights", str(REFERENCE / "imdn_x2.pth"), "-o", str(tmp_path / "j.onnx")])
-    assert rc == 2 and "another scale" in capsys.readouterr().err and not (tmp_path / "j.onnx").exists()
+    rc = main(["export", "--model", "imdn", "--scale", "4", "--weights", str(REFERENCE / "imdn_x2.pth"),
+               "-o", str(tmp_path / "j.onnx")])
+    assert rc == 2 and "checkpoint for x2, not x4" in capsys.readouterr().err and not (tmp_path / "j.onnx").exists()
 
 
 def _tiny_mambairv2():
@@ -132,7 +133,7 @@ def test_cli_export_mambairv2_light_fixed_size(tmp_path, capsys):
     out = tmp_path / "m.onnx"
     rc = main(["export", "--model", "mambairv2_light", "--weights", str(w), "-o", str(out), "--fixed-size", "64x64"])
     err = capsys.readouterr().err
-    assert rc == 0 and "1x3x64x64" in err
+    assert rc == 0 and "1x3x64x64" in err, err
     assert float(err.split("max |diff| ")[1].split()[0].rstrip(")")) < 1e-4
     assert main(["export", "--model", "mambairv2_light", "--weights", str(w), "-o", str(tmp_path / "x.onnx"),
                  "--fixed-size", "64"]) == 2 and "--fixed-size expects HxW" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_lossless_round_trip(tmp_path, ext):
     np.testing.assert_array_equal(got, RGB)
 
 
-@pytest.mark.parametrize("mode,channels,ext", [("CMYK", 3, ".jpg"), ("CMYK", 3, ".tif"), ("LA", 4, ".png"),
+@pytest.mark.parametrize("mode,channels,ext", [("CMYK", 3, ".jpg"), ("CMYK", 3, ".tif"), ("LA", 2, ".png"),
                                                ("P", 3, ".png"), ("1", 1, ".png"), ("L", 1, ".png"),
                                                ("RGBA", 4, ".png"), ("YCbCr", 3, ".jpg"), ("I", 1, ".tif")])
 def test_modes_are_converted(tmp_path, mode, channels, ext):
@@ -49,11 +49,8 @@ def test_modes_are_converted(tmp_path, mode, channels, ext):
         np.testing.assert_array_equal(got.reshape(want.shape), want)
     if mode == "1":
         assert set(np.unique(got)) <= {0, 255}
-    if mode == "LA":  # gray replicated into RGB, alpha kept
-        la = np.asarray(reopened)
-        np.testing.assert_array_equal(got[..., 0], la[..., 0])
-        np.testing.assert_array_equal(got[..., 2], la[..., 0])
-        np.testing.assert_array_equal(got[..., 3], la[..., 1])
+    if mode == "LA":  # gray + alpha kept as two channels (written back as LA)
+        np.testing.assert_array_equal(got, np.asarray(reopened))
 
 
 def test_palette_with_transparency_gives_rgba(tmp_path):
@@ -237,3 +234,16 @@ def test_16bit_to_8bit_formats(tmp_path):
     write_image(tmp_path / "a.bmp", a)
     got = read_image(tmp_path / "a.bmp")
     assert got.dtype == np.uint8 and got[0, 0, 0] == 10 and got[1, 1, 1] == 255
+
+
+@pytest.mark.parametrize("dtype,peak", [(np.uint8, 256), (np.uint16, 65536)])
+def test_gray_alpha_stays_gray_alpha_in_png(tmp_path, dtype, peak):
+    """An LA image is written back as LA (8 and 16 bit), never as RGBA."""
+    from PIL import Image
+
+    a = np.random.default_rng(3).integers(0, peak, (9, 7, 2)).astype(dtype)
+    write_image(tmp_path / "la.png", a)
+    if dtype == np.uint8:
+        assert Image.open(tmp_path / "la.png").mode == "LA"
+    got = read_image(tmp_path / "la.png")
+    np.testing.assert_array_equal(got, a)

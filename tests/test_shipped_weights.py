@@ -1,20 +1,44 @@
-"""The weights shipped in the package reproduce the evaluation recorded in results/training.md."""
+"""The weights shipped in the package reproduce the evaluation recorded in results/training.md, and
+stay above the floors they replaced."""
 import pytest
 
 from conftest import BENCHMARK, need
+from lightsr.checkpoint import read_metadata
 from lightsr.evaluate import evaluate
 from lightsr.models import build_model, get_entry
 
-# Set5 Y-PSNR (standard protocol) recorded for the shipped rdb_esa weights
-RECORDED_SET5 = {2: 36.2835, 3: 32.1143, 4: 30.0244}
+# Set5 Y-PSNR (standard protocol) recorded for each shipped file (results/training.md)
+RECORDED_SET5 = {("rdb_esa", 2): 36.2835, ("rdb_esa", 3): 32.1143, ("rdb_esa", 4): 30.0244,
+                 ("rlfn_s", 4): 31.2414}
 BICUBIC_SET5 = {2: 33.6818, 3: 30.4047, 4: 28.4314}
+# the default model at x4 must beat the weights it replaced (rdb_esa x4, 2,500 steps: 30.0244)
+FLOOR_SET5 = {("rlfn_s", 4): 30.0244}
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_rdb_esa_shipped_weights(scale):
-    weights = get_entry("rdb_esa").shipped_weights(scale)
-    assert weights is not None, "rdb_esa weights missing from src/lightsr/weights"
-    model = build_model("rdb_esa", scale, str(weights))
+@pytest.mark.parametrize("name,scale", list(RECORDED_SET5))
+def test_shipped_weights(name, scale):
+    weights = get_entry(name).shipped_weights(scale)
+    assert weights is not None, f"{name} x{scale} weights missing from src/lightsr/weights"
+    model = build_model(name, scale, str(weights))
     psnr = evaluate(model, [need(BENCHMARK / "Set5")], scale, progress=False)["Set5"]["psnr"]
-    assert psnr == pytest.approx(RECORDED_SET5[scale], abs=0.01)
+    meta = read_metadata(weights)
+    recorded = RECORDED_SET5[name, scale]
+    if name == "rlfn_s":  # the metadata written at shipping says the same
+        assert meta["set5_psnr_y"] == pytest.approx(recorded, abs=1e-4)
+    assert psnr == pytest.approx(recorded, abs=0.01)
     assert psnr > BICUBIC_SET5[scale] + 0.5
+    assert psnr > FLOOR_SET5.get((name, scale), 0)
+
+
+def test_default_is_rlfn_s_at_x4_and_rdb_esa_elsewhere():
+    from lightsr.upscaler import default_model
+
+    assert default_model(4) == "rlfn_s" and default_model(None) == "rlfn_s"
+    assert default_model(2) == default_model(3) == "rdb_esa"
+
+
+def test_shipped_metadata_says_how_it_was_trained():
+    meta = read_metadata(get_entry("rlfn_s").shipped_weights(4))
+    for key in ("model", "scale", "step", "cpu_hours", "data", "val_psnr_y", "commit", "recipe"):
+        assert key in meta, key
+    assert meta["model"] == "rlfn_s" and meta["scale"] == 4

@@ -2,6 +2,7 @@
 run-directory safety, CLI spellings and torchrun (2 gloo processes = 1 process with twice the batch)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -76,7 +77,7 @@ def folder(tmp_path_factory):
 
 
 def cfg_for(folder, out, **kw) -> TrainConfig:
-    base = dict(model="tiny", scale=2, train_dirs=[str(folder)], val_dir=None, out=str(out), lr_patch=8,
+    base = dict(model="tiny", scale=2, train_dirs=[str(folder)], val_dir=None, holdout=0, out=str(out), lr_patch=8,
                 batch_size=4, iters=6, lr=2e-3, schedule="cosine", warmup=2, ema=0.9, clip_grad=1.0,
                 deterministic=True, device="cpu", progress=False, log_every=1, val_every=0, save_every=0,
                 cache_dir=None, seed=5)
@@ -274,14 +275,14 @@ def test_torchrun_two_processes_match_one(folder, tmp_path):
     '''))
     args = ["--model", "tiny_test_sr", "--train_dir", str(folder), "--scale", "2", "--iters", "4",
             "--lr_patch", "8", "--lr", "2e-3", "--device", "cpu", "--seed", "5", "--no_progress",
-            "--val_every", "0", "--deterministic", "--ema", "0.9"]
+            "--val_every", "0", "--deterministic", "--ema", "0.9", "--holdout", "0", "--precision", "fp32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "LIGHTSR_CACHE_DIR": str(tmp_path)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
            *args, "--batch_size", "2", "--out", str(tmp_path / "ddp")]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     one = cfg_for(folder, tmp_path / "one", iters=4, batch_size=4, lr=2e-3, seed=5, ema=0.9, clip_grad=0.0,
-                  schedule="multistep", warmup=0)
+                  schedule="multistep", warmup=0, precision="fp32")
     Trainer(one, model=fresh(5)).fit()
     wa, wb = weights(tmp_path / "ddp" / "final.safetensors"), weights(tmp_path / "one" / "final.safetensors")
     assert set(wa) == set(wb)
@@ -289,3 +290,100 @@ def test_torchrun_two_processes_match_one(folder, tmp_path):
         assert torch.allclose(wa[k], wb[k], atol=2e-5), k
     init = fresh(5).state_dict()
     assert max((wa[k] - init[k]).abs().max().item() for k in wa) > 1e-3  # it trained
+
+
+# ---- nothing lost: refusals before any step, held-out validation ------------------------------------
+
+
+def test_held_out_validation_never_trains_on_its_images(folder, tmp_path):
+    """Validation images come out of the first training folder and out of the training set."""
+    t = Trainer(cfg_for(folder, tmp_path / "r", holdout=1, iters=1), model=fresh())
+    held = [p.name for p in t.val_files]
+    assert held == ["0.png"]  # evenly spaced over the sorted folder: the first of 5 for one image
+    assert "0.png" not in [p.name for p in t.data.bank.files] and len(t.data.bank.files) == 4
+    res = t.fit()
+    assert math.isfinite(res["final_psnr"])
+    state = json.loads((tmp_path / "r" / "ckpt" / "step_00000001" / "state.json").read_text())
+    assert state["val_files"] == ["0.png"]
+
+
+@pytest.mark.parametrize("field,value,msg", [("iters", -3, "--iters must be positive"),
+                                             ("batch_size", 0, "--batch_size must be a positive"),
+                                             ("epochs", 0.0, None)])
+def test_non_positive_sizes_refused_and_nothing_left(folder, tmp_path, field, value, msg):
+    out = tmp_path / "run"
+    kw = {field: value}
+    if field == "epochs":
+        kw.update(iters=None, epochs=-1.0)
+        msg = "--epochs must be positive"
+    with pytest.raises(LightSRError, match=msg):
+        Trainer(cfg_for(folder, out, **kw), model=fresh())
+    assert not out.exists()
+
+
+def test_bad_validation_folder_leaves_nothing(folder, tmp_path):
+    out = tmp_path / "run"
+    (tmp_path / "empty").mkdir()
+    for bad in (tmp_path / "missing", tmp_path / "empty"):
+        with pytest.raises(LightSRError, match="not found|no images"):
+            Trainer(cfg_for(folder, out, val_dir=str(bad)), model=fresh())
+        assert not out.exists()
+
+
+def _stopped_run(folder, out):
+    Trainer(cfg_for(folder, out, stop_after=2), model=fresh()).fit()
+    return sorted((out / "ckpt").glob("step_*"))[-1]
+
+
+def test_resume_refuses_another_world_model_or_data(folder, tmp_path):
+    out = tmp_path / "run"
+    last = _stopped_run(folder, out)
+    state = json.loads((last / "state.json").read_text())
+    assert state["world"] == 1 and state["model"] == "tiny" and len(state["data"]) == 16
+    for key, value, msg in (("world", 2, "2 processes, now 1"), ("model", "rlfn_s", "model rlfn_s, now tiny"),
+                            ("data", "0123456789abcdef", "other training images")):
+        bad = dict(state, **{key: value})
+        (last / "state.json").write_text(json.dumps(bad))
+        with pytest.raises(LightSRError, match=msg) as exc:
+            Trainer(cfg_for(folder, out), model=TinySR(), resume=True)
+        assert "\n" not in str(exc.value)
+    (last / "state.json").write_text(json.dumps(state))
+    assert Trainer(cfg_for(folder, out), model=TinySR(), resume=True).step == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove"])
+def test_resume_of_a_damaged_state_starts_nothing(folder, tmp_path, damage):
+    out = tmp_path / "run"
+    last = _stopped_run(folder, out)
+    target = last / "state.pt"
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    else:
+        target.unlink()
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(LightSRError, match="damaged|missing") as exc:
+        Trainer(cfg_for(folder, out), model=TinySR(), resume=True)
+    assert "nothing started" in str(exc.value)
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+def test_sigterm_stops_with_a_checkpoint(folder, tmp_path):
+    """A signal during fit: the step finishes, a checkpoint is written, the run resumes from it."""
+    import signal
+
+    out = tmp_path / "run"
+    t = Trainer(cfg_for(folder, out, iters=50), model=fresh())
+    real = t.train_step
+
+    def step_then_signal(batch):
+        loss = real(batch)
+        if t.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    t.train_step = step_then_signal
+    res = t.fit()
+    assert res["step"] == 3 and (out / "ckpt" / "step_00000003" / "state.json").is_file()
+    rows = (out / "sessions.csv").read_text().splitlines()
+    assert rows[0].startswith("started,host") and rows[1].split(",")[4:6] == ["0", "3"]
+    assert Trainer(cfg_for(folder, out, iters=50), model=TinySR(), resume=True).step == 3

@@ -8,6 +8,7 @@ import torch
 from PIL import Image, ImageCms
 from torch import nn
 
+import lightsr
 from lightsr import upscaler as up_mod
 from lightsr.cli import main
 from lightsr.errors import LightSRError
@@ -57,25 +58,54 @@ class TinyContinuous(nn.Module):
 @pytest.fixture
 def tiny():
     torch.manual_seed(0)
-    return Upscaler(Tiny(3))
+    return Upscaler(Tiny(3), precision="fp32")
 
 
 # ------------------------------------------------------------------ tiling
-@pytest.mark.parametrize("tile,pad", [(8, 12), (16, 10), (11, 13), (64, 4)])
-def test_tiled_equals_untiled(tiny, tile, pad):
+def _count_calls(up) -> list:
+    calls = []
+    up.model.register_forward_pre_hook(lambda m, i: calls.append(tuple(i[0].shape[-2:])))
+    return calls
+
+
+@pytest.mark.parametrize("tile,pad,n_tiles", [(8, 12, 35), (16, 10, 12), (11, 13, 20), (64, 4, 1)])
+def test_tiled_equals_untiled(tiny, tile, pad, n_tiles):
+    """The model is called once per tile (5 x 7 tiles of 8 px on a 37x53 image ...; one call when the
+    tile covers the image), and the result equals the whole-image output. Checked to fail by forcing
+    ``tile = None`` in ``_native_bands`` (the call counts break)."""
     x = torch.rand(1, 3, 37, 53)
     whole = tiny(x)
+    calls = _count_calls(tiny)
     tiny.tile, tiny.tile_pad = tile, pad
     tiled = tiny(x)
+    assert len(calls) == n_tiles
+    assert max(h for h, w in calls) <= min(tile, 37) + 2 * pad
     assert tiled.shape == (1, 3, 111, 159)
     assert (tiled - whole).abs().max().item() < 1e-5  # context >= receptive radius: exact
+
+
+def test_tiles_stream_band_by_band(tiny):
+    """Bounded memory: the first output band is handed over after one row of tiles, before the rest
+    are computed. Checked to fail by collecting the bands in a list before yielding them."""
+    x = torch.rand(1, 3, 40, 40)
+    calls = _count_calls(tiny)
+    tiny.tile, tiny.tile_pad = 10, 4
+    bands = tiny._native_bands(x, 3)
+    y0, y1, band = next(bands)
+    assert len(calls) == 4  # one row of 4 tiles
+    assert band.shape[2] == y1 - y0 < 40 * 3
+    rest = list(bands)
+    assert len(calls) == 16 and rest[-1][1] == 120
 
 
 def test_tiled_uint8_within_one_level(tiny):
     img = RNG.integers(0, 256, (30, 41, 3), dtype=np.uint8)
     whole = tiny(img)
+    calls = _count_calls(tiny)
     tiny.tile, tiny.tile_pad = 12, 4  # context smaller than the receptive field: blending hides seams
-    assert np.abs(tiny(img).astype(int) - whole).max() <= 1
+    tiled = tiny(img)
+    assert len(calls) == 3 * 4
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
 
 
 def test_blend_weights_sum_to_one():
@@ -139,7 +169,7 @@ def test_gray_and_rgba(tiny):
 
 def test_one_pixel_and_smaller_than_window():
     torch.manual_seed(0)
-    up = Upscaler(Tiny(2))
+    up = Upscaler(Tiny(2), precision="fp32")
     assert up(np.full((1, 1, 3), 128, np.uint8)).shape == (2, 2, 3)
     swin = Upscaler(create_model("swinir_light", scale=2))  # 8x8 windows, a 5x3 image
     out = swin(RNG.integers(0, 256, (5, 3, 3), dtype=np.uint8))
@@ -159,7 +189,7 @@ def test_fractional_outscale_is_native_then_matlab_bicubic(tiny):
 
 def test_continuous_model_gets_the_scale():
     m = TinyContinuous()
-    up = Upscaler(m)
+    up = Upscaler(m, precision="fp32")
     out = up(RNG.integers(0, 256, (10, 14, 3), dtype=np.uint8), outscale=2.5)
     assert out.shape == (25, 35, 3) and m.calls == [2.5]
     with pytest.raises(LightSRError, match="outscale"):
@@ -167,7 +197,7 @@ def test_continuous_model_gets_the_scale():
 
 
 def test_self_ensemble_is_the_x8_mean(tiny):
-    x = torch.rand(1, 3, 6, 7)
+    x = torch.rand(1, 3, 17, 19)  # at least MIN_SIDE: no edge padding
     tiny.self_ensemble = True
     got = tiny(x)
     want = 0
@@ -183,12 +213,19 @@ def test_self_ensemble_is_the_x8_mean(tiny):
 
 
 def test_bf16_close_to_float32():
+    """The dtype that ran is read inside the model (a forward hook), not inferred from the output;
+    checked to fail by forcing Runner's precision to fp32."""
     torch.manual_seed(0)
     m = Tiny(2)
+    seen = []
+    m.body[0].register_forward_hook(lambda mod, i, o: seen.append(o.dtype))
     x = torch.rand(1, 3, 12, 12)
-    a = Upscaler(m)(x)
-    b = Upscaler(Tiny(2).load_state_dict(m.state_dict()) and m, dtype=torch.bfloat16)(x)
-    assert (a - b).abs().max().item() < 0.03
+    a = Upscaler(m, precision="fp32")(x)
+    assert seen == [torch.float32]
+    b = Upscaler(m, precision="bf16")(x)
+    assert seen[-1] == torch.bfloat16
+    assert b.dtype == torch.float32
+    assert 0 < (a - b).abs().max().item() < 0.03
 
 
 # ------------------------------------------------------------------ loading
@@ -196,10 +233,13 @@ def test_load_errors(tmp_path):
     ref = need(IMDN4)
     with pytest.raises(LightSRError, match="not found"):
         load("imdn", weights=tmp_path / "nope.pth")
-    with pytest.raises(LightSRError, match="another scale"):
+    with pytest.raises(LightSRError, match="checkpoint for x4, not x2"):
         load("imdn", scale=2, weights=ref)
-    with pytest.raises(LightSRError, match="another architecture"):
+    with pytest.raises(LightSRError, match="holds imdn weights, not rlfn_s"):
         load("rlfn_s", scale=4, weights=ref)
+    up = load(weights=ref, precision="fp32")  # no name, no scale: read from the keys and shapes
+    assert (up.descriptor.model, up.descriptor.scale, up.scale) == ("imdn", 4, 4)
+    assert load(ref).descriptor.model == "imdn"
     with pytest.raises(LightSRError, match="unknown model"):
         load("imdnn", weights=ref)
 
@@ -347,3 +387,63 @@ def test_public_api(set5):
     img = read_image(sorted(set5.iterdir())[0])[:6, :5]
     np.testing.assert_array_equal(lightsr.upscale(img, up), up(img))
     assert lightsr.upscale(img, "imdn", scale=2, weights=w).shape == (12, 10, 3)
+
+
+# ------------------------------------------------------------------ input faults (API)
+@pytest.mark.parametrize("bad,msg", [
+    (np.full((4, 4, 3), 200.0), "divide by 255"),
+    (np.full((4, 4, 3), np.nan, np.float32), "NaN"),
+    (torch.full((3, 4, 4), float("inf")), "NaN or infinite"),
+    (torch.zeros(1, 3, 0, 4), "empty image"),
+    (torch.full((3, 4, 4), -0.5), r"\[0, 1\]"),
+])
+def test_api_refuses_bad_values(tiny, bad, msg):
+    with pytest.raises(LightSRError, match=msg):
+        tiny(bad)
+
+
+def test_tiny_flat_images_stay_flat():
+    """A 1x1 or 3x2 flat image through the shipped default model comes back within 3 levels (edge
+    padding on every side keeps the network's zero padding away; right/bottom-only padding gave
+    up to 30 levels)."""
+    up = lightsr.load(scale=4, precision="fp32")
+    for v in (0, 77, 128, 255):
+        for shape in ((1, 1, 3), (3, 2, 3)):
+            y = up(np.full(shape, v, np.uint8))
+            assert y.shape == (shape[0] * 4, shape[1] * 4, 3)
+            assert np.abs(y.astype(int) - v).max() <= 3
+
+
+def test_unsupported_scale_names_the_scales():
+    with pytest.raises(LightSRError, match=r"supports scales x2, x3, x4, not x5"):
+        lightsr.load("imdn", scale=5)
+    with pytest.raises(LightSRError, match="unknown device"):
+        lightsr.load(device="tpu9")
+
+
+def test_cli_weights_alone_equals_named(tmp_path):
+    """`lightsr upscale IMG --weights FILE` (architecture and scale detected) writes the same bytes as
+    with --model and --scale named."""
+    ref = need(IMDN4)
+    img = tmp_path / "in.png"
+    Image.fromarray(RNG.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(img)
+    assert main(["upscale", str(img), "-o", str(tmp_path / "a"), "--weights", str(ref), "-q"]) == 0
+    assert main(["upscale", str(img), "-o", str(tmp_path / "b"), "--model", "imdn", "--scale", "4",
+                 "--weights", str(ref), "-q"]) == 0
+    a, b = (tmp_path / "a" / "in.png").read_bytes(), (tmp_path / "b" / "in.png").read_bytes()
+    assert a == b and read_image(tmp_path / "a" / "in.png").shape == (96, 80, 3)
+
+
+def test_cli_quality_range_and_same_stem_collision(tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    a = RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(a).save(src / "x.png")
+    Image.fromarray(a).save(src / "x.jpg")
+    assert main(["upscale", str(src / "x.png"), "-o", str(tmp_path / "o"), "--quality", "101", "-q"]) == 2
+    assert "--quality 101" in capsys.readouterr().err
+    out = tmp_path / "o2"
+    assert main(["upscale", str(src), "-o", str(out), "--ext", "png", "--overwrite", "-q"]) == 2
+    assert "would both be written to" in capsys.readouterr().err and not out.exists()
+    assert main(["upscale", str(src), "-o", str(out), "-q"]) == 0  # same extensions: distinct names
+    assert sorted(p.name for p in out.iterdir()) == ["x.jpg", "x.png"]

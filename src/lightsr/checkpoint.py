@@ -57,6 +57,8 @@ def read_state_dict(path: str | os.PathLike, key: str | None = None) -> dict[str
             if k in sd and isinstance(sd[k], Mapping):
                 sd = sd[k]
                 break
+        if isinstance(sd.get("sd"), Mapping):  # LIIF / SRNO: {"model": {"name", "args", "sd": {...}}}
+            sd = sd["sd"]
     tensors = {str(k): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise LightSRError(f"checkpoint {path} contains no tensors")

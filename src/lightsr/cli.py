@@ -54,8 +54,9 @@ def model_options(args: argparse.Namespace) -> dict:
     return opts
 
 
-def _model_args(p: argparse.ArgumentParser, scale_required: bool = False) -> None:
-    p.add_argument("--model", required=True, help="registered model name (`lightsr list-models`)")
+def _model_args(p: argparse.ArgumentParser, scale_required: bool = False, model_required: bool = True) -> None:
+    p.add_argument("--model", required=model_required, help="registered model name (`lightsr list-models`)"
+                   + ("" if model_required else "; default: read from --weights (its keys and shapes)"))
     p.add_argument("--scale", type=float, required=scale_required, default=None, help="up-scaling factor")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
@@ -63,7 +64,7 @@ def _model_args(p: argparse.ArgumentParser, scale_required: bool = False) -> Non
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM on benchmark folders (standard protocol by default)")
-    _model_args(p, scale_required=True)
+    _model_args(p, model_required=False)  # without --model, the architecture and scale come from --weights
     p.add_argument("--weights", help="checkpoint (.pth or .safetensors)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of HR images")
     _resource_args(p)
@@ -71,6 +72,10 @@ def _add_eval(sub) -> None:
     p.add_argument("--save-images", metavar="DIR", help="write the SR images here (DIR/<dataset>/<name>.png)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file or saved images")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotate ensemble")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="fp32 (default, exact reproduction), auto, bf16, fp16 (CUDA)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="score a model that has no weights (randomly initialised): a pipeline check only")
     p.add_argument("--protocol", choices=["standard", "matlab"], default="standard",
                    help="standard: float Y, gray replicated to RGB (today's tables); matlab: rounded Y")
     p.add_argument("--cache-dir", default=None, help="where LR images are cached")
@@ -82,10 +87,28 @@ def _add_profile(sub) -> None:
     _model_args(p, scale_required=True)
     p.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
-    p.add_argument("--output-size", default="720x1280", metavar="HxW", help="output size (default 720x1280)")
+    p.add_argument("--output-size", default=None, metavar="HxW", help="output size (default 720x1280)")
+    p.add_argument("--input-size", default=None, metavar="HxW",
+                   help="count on this LR input instead (e.g. 256x256, the NTIRE convention)")
+    p.add_argument("--convention", default="macs", metavar="{macs,fvcore}",
+                   help="macs: conv/linear/matmul multiply-accumulates (default); fvcore: fvcore's rules "
+                        "(+ norms, bilinear resampling, adaptive pooling), as HiT-SR, C2D-ISR, HASN count")
     p.add_argument("--width", type=float, default=None, help="AnySR sub-network width")
     p.add_argument("--no-latency", action="store_true", help="count only, do not time")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="latency in this precision (default fp32, the plain path; auto: what upscale runs)")
+    p.add_argument("--compile", action="store_true", help="latency with torch.compile")
     p.set_defaults(run="lightsr.profile:run_cli")
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="which architecture, scale and options a checkpoint is for",
+                       description="Read a checkpoint's architecture, scale(s) and weight-shaping options "
+                       "from its tensor names and shapes, and print them with its parameter count, input "
+                       "requirements and whether tiling is exact.")
+    p.add_argument("file", metavar="FILE", help="checkpoint (.pth, .pt or .safetensors)")
+    p.add_argument("--json", action="store_true", help="print the descriptor as JSON")
+    p.set_defaults(run="lightsr.models.loading:run_cli")
 
 
 def _add_list(sub) -> None:
@@ -126,7 +149,11 @@ def _add_train(sub) -> None:
     flag("schedule", choices=["multistep", "cosine", "constant"])
     flag("ema", type=float, help="EMA decay (0 = off)")
     flag("clip_grad", type=float, help="max gradient norm (0 = off)")
-    flag("amp", choices=["none", "bf16", "fp16"], help="mixed precision on GPU")
+    flag("precision", help="auto (bf16 where the device does it natively, else fp32), fp32, bf16, fp16 (CUDA)")
+    flag("amp", choices=["none", "bf16", "fp16"], help="legacy spelling of --precision")
+    flag("holdout", type=int, metavar="N", help="without --val_dir: validate on N images held out of the "
+         "first training folder (default 10)")
+    flag("keep", type=int, metavar="N", help="step checkpoints kept (default 2)")
     flag("init", metavar="FROM", help="initialise from weights or a run directory (stage 2 / warm start); "
          "only the head may differ")
     flag("device", help="cpu, cuda ... (default: cuda if available)")
@@ -144,8 +171,11 @@ def _add_train(sub) -> None:
 
 def _add_upscale(sub) -> None:
     p = sub.add_parser("upscale", help="upscale images, folders or globs",
+                       usage="%(prog)s INPUT [INPUT ...] -o OUTPUT [options]   (try: %(prog)s --sample -o out/; "
+                             "-h lists the options)",
                        description="Upscale image files, folders (recursively, keeping the tree) and globs.")
-    p.add_argument("input", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("input", nargs="*", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with lightsr")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
                    help="output folder (or a file name for a single input file)")
     p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
@@ -159,17 +189,23 @@ def _add_upscale(sub) -> None:
     p.add_argument("--tile-pad", type=int, default=16, metavar="P", help="context pixels around each tile")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="working-memory budget, e.g. 2G or 512M: picks the tile size")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto (default): bf16 where the device does it natively and the model tolerates it, "
+                        "else fp32; fp16 on CUDA only")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (eager if unavailable)")
     prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--half", action="store_true", help="float16 inference")
-    prec.add_argument("--bf16", action="store_true", help="bfloat16 inference")
+    prec.add_argument("--half", action="store_true", help="same as --precision fp16")
+    prec.add_argument("--bf16", action="store_true", help="same as --precision bf16")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotate ensemble (8x slower)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--suffix", default="", metavar="TXT", help="appended to output file names")
     p.add_argument("--ext", default="same", help="png, jpg, webp, tif, bmp or same (default)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    p.add_argument("--png-level", type=int, default=None, metavar="N",
+                   help="PNG compression level 0-9 (default 1: fast; 9: smallest files, slowest)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(run="lightsr.upscaler:run_cli")
+    p.set_defaults(run="lightsr.upscaler:run_cli", parser=p)
 
 
 def _add_export(sub) -> None:
@@ -189,11 +225,61 @@ def _add_export(sub) -> None:
     p.set_defaults(run="lightsr.export:run_cli")
 
 
+def _figure_args(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help=f"{example}.png, .svg or .pdf")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser("plot", help="PSNR against FLOPs from `eval --json` files (needs .[plot])",
+                       description="One panel per dataset and scale: each eval JSON is a labelled point at "
+                       "(FLOPs, PSNR), marker area proportional to its parameters. PNG, SVG or PDF by extension.")
+    p.add_argument("results", nargs="+", metavar="EVAL.json", help="files written by `lightsr eval --json`")
+    _figure_args(p, "chart")
+    p.set_defaults(run="lightsr.plots:run_plot")
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="zoomed crops of several models side by side (needs .[plot])",
+                       description="HR image -> LR (standard protocol bicubic) -> each model -> one row of "
+                       "nearest-neighbour zoomed crops, HR first, labelled with PSNR/SSIM on the whole image.")
+    p.add_argument("image", metavar="IMAGE", help="an HR image")
+    p.add_argument("--models", nargs="+", required=True, metavar="SPEC",
+                   help="registered name (shipped weights), NAME=CHECKPOINT, a lightsr checkpoint, or bicubic")
+    p.add_argument("--scale", type=float, required=True, help="up-scaling factor")
+    p.add_argument("--box", default=None, metavar="Y,X,H,W",
+                   help="crop in HR pixels (default: where the models differ most)")
+    p.add_argument("--tile", type=int, default=200, metavar="PX", help="zoomed crop size (default 200)")
+    p.add_argument("--no-overview", action="store_true", help="no whole-image panel with the box")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
+    _figure_args(p, "grid")
+    p.set_defaults(run="lightsr.plots:run_compare")
+
+
+def _add_lam(sub) -> None:
+    p = sub.add_parser("lam", help="Local Attribution Map and diffusion index (needs .[plot])",
+                       description="LAM (Gu and Dong, CVPR 2021): path-integrated gradients along a progressive "
+                       "blur, attributing the gradient magnitude of an output window to the LR input.")
+    p.add_argument("--model", required=True, metavar="SPEC",
+                   help="registered name (shipped weights), NAME=CHECKPOINT or a lightsr checkpoint")
+    p.add_argument("--scale", type=float, required=True, help="up-scaling factor")
+    p.add_argument("--image", required=True, help="an HR image (LR made by the standard protocol's bicubic)")
+    p.add_argument("--window", required=True, metavar="Y,X[,SIZE]",
+                   help="output window, HR pixels (SIZE default 16)")
+    p.add_argument("--steps", type=int, default=50, help="integration steps (default 50)")
+    p.add_argument("--sigma", type=float, default=1.2, help="blur of the baseline (default 1.2)")
+    p.add_argument("--json", metavar="FILE", help="write DI and the integration figures")
+    p.add_argument("--device", default=None, help="cpu, cuda ... (default: cpu)")
+    _figure_args(p, "lam")
+    p.set_defaults(run="lightsr.lam:run_cli")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lightsr", description="Efficient single-image super-resolution.")
     parser.add_argument("--version", action="version", version="lightsr " + __import__("lightsr").__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_upscale, _add_eval, _add_profile, _add_train, _add_export, _add_list):
+    for add in (_add_upscale, _add_eval, _add_profile, _add_train, _add_export, _add_info, _add_list,
+                _add_plot, _add_compare, _add_lam):
         add(sub)
     return parser
 

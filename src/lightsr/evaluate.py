@@ -6,7 +6,9 @@ is clamped to [0, 1], x255 and rounded to uint8; :func:`~lightsr.metrics.psnr_ss
 the chosen protocol. A set's figure is the mean over its images.
 
 The result is ``{"<folder name>": {"psnr": float, "ssim": float,
-"images": {"<file>": {"psnr": float, "ssim": float}}}}``.
+"images": {"<file>": {"psnr": float, "ssim": float}}}}``. ``lightsr eval --json`` adds one more
+top-level entry, ``"meta"`` (:func:`run_meta`: model, scale, params, FLOPs and their convention,
+precision, weights and their source, protocol), read by ``lightsr plot``.
 """
 from __future__ import annotations
 
@@ -88,13 +90,16 @@ def _save_targets(save_dir: Path, sets: list[BenchmarkFolder]) -> dict[tuple[str
 def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path, scale: float, *,
              protocol: str = "standard", self_ensemble: bool = False, device: str | torch.device | None = None,
              cache_dir: str | Path | None = None, save_dir: str | Path | None = None, overwrite: bool = False,
-             progress: bool = True, forward: Forward | None = None, y_only: bool = True) -> dict:
+             progress: bool = True, forward: Forward | None = None, y_only: bool = True,
+             precision: str = "fp32") -> dict:
     """PSNR/SSIM of ``model`` on each folder of HR images (see the module docstring for the result).
 
     ``forward``: an optional ``fn(x) -> y`` used instead of the model (a tiled upscaler, say); with it
     ``model`` may be ``None``.
     ``save_dir``: SR images are written to ``save_dir/<folder name>/<stem>.png``; an existing file is
-    an error unless ``overwrite``. ``y_only=False`` scores RGB instead of Y.
+    an error unless ``overwrite``. ``y_only=False`` scores RGB instead of Y. ``precision``: ``"fp32"``
+    (default: the plain float32 path, exact reproduction), or ``"auto"``/``"bf16"``/``"fp16"`` through
+    :class:`lightsr.inference.Runner` (autocast, channels_last).
     """
     from tqdm.auto import tqdm
 
@@ -102,7 +107,7 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
         folders = [folders]
     scale = float(scale)
     scale = int(scale) if scale.is_integer() else scale
-    sets = [BenchmarkFolder(f, scale, protocol, cache_dir) for f in folders]
+    sets = [f if isinstance(f, BenchmarkFolder) else BenchmarkFolder(f, scale, protocol, cache_dir) for f in folders]
     names = [bf.name for bf in sets]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -126,6 +131,11 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
         if existing and not overwrite:
             raise LightSRError(f"{existing[0]} exists; refusing to overwrite saved images (pass --overwrite)")
 
+    if forward is None and precision != "fp32":
+        from .inference import Runner
+
+        runner = Runner(model, dev, precision)
+        forward = lambda t: runner(t, scale=scale if runner.continuous else None)  # noqa: E731
     fn = forward if forward is not None else model_forward(model, scale)
     dtype = _dtype_of(model)  # a half-precision model gets half-precision input
     was_training = model.training
@@ -175,12 +185,73 @@ def format_table(results: dict, scale: float, protocol: str = "standard") -> str
     return "\n".join(lines) + f"\n(Y channel, {protocol} protocol, {shave_for(scale)} px shaved)"
 
 
+def run_meta(model: nn.Module, scale: float, weights, args) -> dict:
+    """What ``lightsr eval --json`` writes under ``"meta"``: the model, scale, parameters, FLOPs
+    (multiply-accumulates at 1280x720 output; the papers' fvcore convention where the profiler
+    offers it, named in ``flops_convention``), precision, protocol and where the weights came from."""
+    import copy
+
+    from . import __version__
+    from . import profile as prof
+    from .cli import model_options
+
+    convention = "fvcore" if "fvcore" in getattr(prof, "CONVENTIONS", ()) else "macs"
+
+    def count(m: nn.Module) -> int:
+        if hasattr(prof, "count_flops"):
+            return int(prof.count_flops(m, scale, (720, 1280), convention=convention))
+        return int(prof.count_macs(m, scale, (720, 1280)))
+
+    flops = None
+    try:  # shapes only, on the meta device (seconds); the real forward pass if the model needs values
+        flops = count(copy.deepcopy(model).to("meta"))
+    except Exception:  # noqa: BLE001
+        try:
+            flops = count(model)
+        except Exception as exc:  # noqa: BLE001
+            print(f"lightsr: warning: FLOPs not counted ({type(exc).__name__}); the JSON has flops null",
+                  file=sys.stderr)
+    given = getattr(args, "weights", None)
+    if given:
+        source = "file"
+    elif weights is not None:
+        source = "shipped"
+    else:
+        source = "none"  # random initialisation, or a model without parameters (bicubic)
+    return {
+        "model": getattr(model, "registry_name", None) or getattr(args, "model", None),
+        "scale": scale,
+        "params": prof.count_params(model),
+        "flops": flops,
+        "flops_convention": convention,
+        "flops_output_size": [720, 1280],
+        "precision": getattr(args, "precision", None) or "fp32",
+        "weights": str(weights) if weights is not None else None,
+        "weights_source": source,
+        "options": model_options(args),
+        "protocol": args.protocol,
+        "self_ensemble": bool(args.self_ensemble),
+        "lightsr": __version__,
+    }
+
+
 def run_cli(args) -> int:
     from .checkpoint import write_json
     from .cli import model_options
     from .models import build_model, pick_device
 
-    scale = args.scale
+    scale, detected = args.scale, None
+    if args.model is None:  # the architecture, scale and options are read from the weights' keys and shapes
+        from .models.loading import describe
+
+        if not args.weights:
+            raise LightSRError("eval needs --model NAME, or --weights FILE to read the architecture from")
+        detected = describe(args.weights)
+        scale = detected.run_scale(scale)
+        if scale is None:
+            raise LightSRError(f"{args.weights} is a continuous-scale {detected.model} checkpoint; pass --scale")
+    if scale is None:
+        raise LightSRError("--scale is required with --model (without --model it is read from --weights)")
     if scale is None or not math.isfinite(scale) or scale <= 1:
         raise LightSRError(f"--scale must be a number above 1, got {scale}")
     overwrite = bool(getattr(args, "overwrite", False))
@@ -197,13 +268,22 @@ def run_cli(args) -> int:
         weights = entry.shipped_weights(scale)
         if weights is not None:
             print(f"lightsr: using the weights shipped with lightsr: {weights.name}", file=sys.stderr)
-        elif entry.scales is not None:
-            print(f"lightsr: warning: no --weights given and none shipped for {entry.name} x{scale:g}; "
-                  "evaluating randomly initialised weights", file=sys.stderr)
-    model = build_model(args.model, scale, weights, model_options(args), device)
+        elif entry.family != "interpolation" and not getattr(args, "random_weights", False):
+            raise LightSRError(f"no --weights given and none shipped for {entry.name} x{scale:g}; pass "
+                               "--weights FILE, or --random-weights to score a randomly initialised model")
+    if detected is not None:
+        from .models.loading import resolve
+
+        model = resolve(None, weights, scale, model_options(args), device)[0]
+    else:
+        model = build_model(args.model, scale, weights, model_options(args), device)
     results = evaluate(model, args.data, scale, protocol=args.protocol, self_ensemble=args.self_ensemble,
-                       device=device, cache_dir=args.cache_dir, save_dir=args.save_images, overwrite=overwrite)
+                       device=device, cache_dir=args.cache_dir, save_dir=args.save_images, overwrite=overwrite,
+                       precision=args.precision)
     print(format_table(results, scale, args.protocol))
-    if args.json:
-        write_json(args.json, results, overwrite=overwrite)  # an identical image's PSNR is null
+    if args.json:  # the per-dataset figures, plus under "meta" what `lightsr plot` needs
+        if "meta" in results:
+            raise LightSRError("a data folder named meta clashes with the JSON's \"meta\" entry; rename it")
+        meta = run_meta(model, scale, weights, args)
+        write_json(args.json, {**results, "meta": meta}, overwrite=overwrite)  # an identical image's PSNR is null
     return 0

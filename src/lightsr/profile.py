@@ -1,12 +1,25 @@
 """Complexity figures as the efficient-SR papers report them.
 
 * ``params``: trainable parameter count (of the active sub-network for width-sliced models).
-* ``flops``: multiply-accumulates (MACs) for one forward pass producing a 1280x720 output (input
-  1280/s x 720/s), the convention behind the papers' "FLOPs" columns. Counted with
-  :class:`torch.utils.flop_counter.FlopCounterMode`, which reports 2 FLOPs per MAC; we halve it.
-  It counts convolutions, linear layers, matmuls and attention; element-wise ops, pooling and
-  interpolation are not counted (nor are they by the papers). Ops it cannot see (e.g. a Python-loop
-  selective scan) must register a formula where they are defined.
+* ``flops``: the work of one forward pass producing a 1280x720 output (input 1280/s x 720/s), or of
+  one pass over a given input (``--input-size``, e.g. the NTIRE 256x256 convention), under one of two
+  counting conventions (``convention`` in the JSON):
+
+  ``macs`` (default): multiply-accumulates of convolutions, linear layers, matmuls and attention,
+  counted with :class:`torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per MAC; we halve it).
+  Element-wise ops, norms, pooling and interpolation are not counted. Ops it cannot see (e.g. a
+  Python-loop selective scan) must register a formula where they are defined.
+
+  ``fvcore``: the rules of fvcore's ``FlopCountAnalysis``, with which HiT-SR, C2D-ISR and HASN
+  counted their tables (fvcore is not a dependency; its rules are restated here). The same
+  multiply-accumulates as ``macs``, plus, per call as a traced graph would show it:
+  LayerNorm / GroupNorm / InstanceNorm and BatchNorm in training 5 per input element (4 without
+  affine weights); BatchNorm in eval 2 (1); nearest up-sampling 1 and bilinear up-sampling 4 per
+  output element; ``grid_sample`` 4 per output element (whatever its mode); adaptive average
+  pooling (and ``interpolate(mode="area")``) 1 per input element. Activations, additions,
+  products, softmax, plain pooling and bicubic interpolation (fvcore has no rule for it) count 0.
+  Where lightsr evaluates an official formula in a cheaper but equal order, fvcore saw the
+  official one, so it is counted in the official form: HiT's S-SC as ``(Q V'^T / d + P) V'``.
 * ``latency_ms``: median wall time of a forward pass after warm-up (CUDA-synchronised on GPU).
 * ``peak_memory_mb``: peak CUDA memory allocated during the pass on GPU; on CPU the growth of the
   process's peak resident set size (an upper bound, 0 when an earlier peak was higher).
@@ -14,17 +27,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import resource
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import LightSRError
+
+CONVENTIONS = ("macs", "fvcore")
 
 
 def parse_size(text: str, flag: str = "--output-size") -> tuple[int, int]:
@@ -37,10 +57,20 @@ def parse_size(text: str, flag: str = "--output-size") -> tuple[int, int]:
     return h, w
 
 
-def _input_for(model: nn.Module, scale: float, output_size: tuple[int, int], device) -> torch.Tensor:
+def check_convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise LightSRError(f"--convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}")
+    return convention
+
+
+def input_size_for(scale: float, output_size: tuple[int, int] = (720, 1280)) -> tuple[int, int]:
+    """LR size whose x``scale`` output is ``output_size``: (round(H / s), round(W / s))."""
     h, w = output_size
-    ih, iw = max(1, round(h / scale)), max(1, round(w / scale))
-    return torch.rand(1, 3, ih, iw, device=device)
+    return max(1, round(h / scale)), max(1, round(w / scale))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return _device(model)
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -62,22 +92,153 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# ---------------------------------------------------------------------------------------------
+# fvcore's rules beyond multiply-accumulates (fvcore/nn/flop_count.py's default handles)
+# ---------------------------------------------------------------------------------------------
+def _arg(args: tuple, kwargs: dict, index: int, name: str, default=None):
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def _norm_cost(args, kwargs, out, weight_index: int) -> int:
+    """layer_norm / group_norm / instance_norm: 5 per input element with an affine weight, else 4."""
+    affine = _arg(args, kwargs, weight_index, "weight") is not None
+    return args[0].numel() * (5 if affine else 4)
+
+
+def _batch_norm_cost(args, kwargs, out) -> int:
+    """batch_norm: as a norm in training; in eval a scale and shift, 2 per element (1 without weight)."""
+    if _arg(args, kwargs, 5, "training", False):
+        return _norm_cost(args, kwargs, out, 3)
+    return args[0].numel() * (2 if _arg(args, kwargs, 3, "weight") is not None else 1)
+
+
+def _interpolate_cost(args, kwargs, out) -> int:
+    """The aten op a 4-D ``interpolate`` traces to: upsample_nearest2d 1, upsample_bilinear2d 4 per
+    output element, adaptive_avg_pool2d ("area") 1 per input element; other modes have no rule."""
+    mode = _arg(args, kwargs, 3, "mode", "nearest")
+    if args[0].dim() != 4:
+        return 0
+    return {"nearest": out.numel(), "bilinear": 4 * out.numel(), "area": args[0].numel()}.get(mode, 0)
+
+
+_FVCORE_RULES = {
+    F.layer_norm: lambda a, k, o: _norm_cost(a, k, o, 2),
+    F.group_norm: lambda a, k, o: _norm_cost(a, k, o, 2),
+    F.instance_norm: lambda a, k, o: _norm_cost(a, k, o, 3),
+    F.batch_norm: _batch_norm_cost,
+    F.interpolate: _interpolate_cost,
+    F.grid_sample: lambda a, k, o: 4 * o.numel(),  # fvcore assumes bilinear
+    F.adaptive_avg_pool2d: lambda a, k, o: a[0].numel(),
+}
+
+
+class _FvcoreExtras(TorchFunctionMode):
+    """Counts the rules above at the level of the functional call, the level at which fvcore's
+    traced graph sees them (below it, e.g. a global adaptive pool becomes a plain ``mean``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter = Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        rule = _FVCORE_RULES.get(func)
+        if rule is not None:
+            self.counts[func.__name__] += int(rule(args, kwargs, out))
+        return out
+
+
+def _literal_s_sc(q: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
+    """HiT's S-SC (Zhang et al., ECCV 2024, sec. 3.2) in the order the official code, and so fvcore,
+    evaluates it: Y = (Q V'^T / d + P) V', an (N, M) map per window and head."""
+    return (q @ v.transpose(-2, -1) / scale + bias) @ v
+
+
+@contextlib.contextmanager
+def _official_forms():
+    """Swap lightsr's re-associated formulas for the official ones (same outputs) while counting."""
+    from .layers import attention
+
+    saved = attention.spatial_self_correlation
+    attention.spatial_self_correlation = _literal_s_sc
+    try:
+        yield
+    finally:
+        attention.spatial_self_correlation = saved
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting
+# ---------------------------------------------------------------------------------------------
 @torch.no_grad()
+def count_flops(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280),
+                convention: str = "macs", input_size: tuple[int, int] | None = None,
+                breakdown: bool = False) -> int | tuple[int, dict]:
+    """Work of one forward pass on a (1, 3, *input_size) input (default: the input whose x``scale``
+    output is ``output_size``) under ``convention``; with ``breakdown`` also the count per rule.
+
+    A model on the meta device is counted without any arithmetic (same figures, seconds)."""
+    check_convention(convention)
+    ih, iw = input_size or input_size_for(scale, output_size)
+    x = torch.rand(1, 3, ih, iw, device=_device(model))
+    gemm, extras = FlopCounterMode(display=False), _FvcoreExtras()
+    fvcore = convention == "fvcore"
+    with contextlib.ExitStack() as stack:
+        if fvcore:
+            stack.enter_context(_official_forms())
+            stack.enter_context(extras)
+        stack.enter_context(gemm)
+        _run(model, x, scale)
+    parts = {"macs": gemm.get_total_flops() // 2, **extras.counts}
+    total = sum(parts.values())
+    return (total, parts) if breakdown else total
+
+
 def count_macs(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280)) -> int:
     """Multiply-accumulates of one forward pass producing ``output_size`` (H, W)."""
-    device = _device(model)
-    x = _input_for(model, scale, output_size, device)
-    counter = FlopCounterMode(display=False)
-    with counter:
-        _run(model, x, scale)
-    return counter.get_total_flops() // 2
+    return count_flops(model, scale, output_size)
+
+
+def count_fast(model: nn.Module, scale: float, convention: str, input_size: tuple[int, int]) -> int:
+    """:func:`count_flops` on a meta-device copy (shapes only: seconds even for a transformer at
+    1280x720), or on the model itself when its forward needs real values (SwinIR's and SRFormer's
+    shifted-window masks call ``torch.nonzero``, which has no meta kernel).
+
+    The copy of a continuous model renders all its queries in one chunk: ``max_queries`` bounds
+    memory, not work, and the exact chunked evaluation of a global attention head recomputes the
+    embedding and earlier blocks per pass (anysr_srno_edsr x2: 1732 G MACs chunked, 939 G in one)."""
+    try:
+        meta = copy.deepcopy(model).to("meta")
+        if hasattr(meta, "max_queries"):
+            meta.max_queries = 1 << 62
+        return count_flops(meta, scale, convention=convention, input_size=input_size)
+    except (NotImplementedError, RuntimeError):
+        return count_flops(model, scale, convention=convention, input_size=input_size)
 
 
 @torch.no_grad()
 def measure_latency(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280),
-                    warmup: int = 2, repeats: int = 5) -> dict:
+                    warmup: int = 2, repeats: int = 5, input_size: tuple[int, int] | None = None,
+                    precision: str = "fp32", compile: bool = False) -> dict:
+    """Median latency of ``repeats`` calls after ``warmup``; ``precision``/``compile`` as the upscaler
+    runs them (:class:`lightsr.inference.Runner`; ``"fp32"`` without compile is the plain module)."""
     device = _device(model)
-    x = _input_for(model, scale, output_size, device)
+    x = torch.rand(1, 3, *(input_size or input_size_for(scale, output_size)), device=device)
+    ran = "fp32"
+    if precision != "fp32" or compile:
+        import copy
+
+        from .inference import Runner
+
+        runner = Runner(copy.deepcopy(model), device, precision, compile=compile)
+        ran = runner.precision
+        model = runner.model
+        _run_model = lambda m, t, s: runner(t, scale=s if runner.continuous else None)  # noqa: E731
+    else:
+        _run_model = _run
     cuda = device.type == "cuda"
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if cuda:
@@ -85,13 +246,13 @@ def measure_latency(model: nn.Module, scale: float, output_size: tuple[int, int]
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     for _ in range(warmup):
-        _run(model, x, scale)
+        _run_model(model, x, scale)
     times = []
     for _ in range(repeats):
         if cuda:
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        _run(model, x, scale)
+        _run_model(model, x, scale)
         if cuda:
             torch.cuda.synchronize(device)
         times.append((time.perf_counter() - t0) * 1000)
@@ -100,32 +261,60 @@ def measure_latency(model: nn.Module, scale: float, output_size: tuple[int, int]
     else:  # ru_maxrss is KiB on Linux
         peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     return {"latency_ms": round(statistics.median(times), 3), "peak_memory_mb": round(peak, 1),
-            "device": str(device), "threads": torch.get_num_threads()}
+            "device": str(device), "threads": torch.get_num_threads(), "precision": ran,
+            "compiled": bool(compile)}
 
 
 def profile_model(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280),
-                  latency: bool = True, **latency_kw) -> dict:
+                  latency: bool = True, convention: str = "macs", input_size: tuple[int, int] | None = None,
+                  **latency_kw) -> dict:
+    """Parameters, work under ``convention`` and (optionally) latency; ``input_size`` (H, W), when
+    given, replaces the input derived from ``output_size``."""
     model.eval()
+    size_in = input_size or input_size_for(scale, output_size)
     out = {
         "model": getattr(model, "registry_name", type(model).__name__),
         "scale": scale,
         "params": count_params(model),
-        "flops": count_macs(model, scale, output_size),
-        "output_size": list(output_size),
-        "input_size": list(_input_for(model, scale, output_size, "cpu").shape[-2:]),
+        "flops": count_fast(model, scale, convention, size_in),
+        "convention": convention,
+        "output_size": list(output_size) if input_size is None else [round(v * scale) for v in size_in],
+        "input_size": list(size_in),
     }
     if getattr(model, "width", None) is not None:
         out["width"] = model.width
     if latency:
-        out.update(measure_latency(model, scale, output_size, **latency_kw))
+        out.update(measure_latency(model, scale, input_size=size_in, **latency_kw))
     return out
+
+
+def _sizes(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """(output size, input size or None) from ``--output-size`` / ``--input-size`` (at most one)."""
+    if args.output_size is not None and getattr(args, "input_size", None) is not None:
+        raise LightSRError("give --output-size or --input-size, not both")
+    if getattr(args, "input_size", None) is not None:
+        return (720, 1280), parse_size(args.input_size, "--input-size")
+    return parse_size(args.output_size or "720x1280"), None
+
+
+def _summary(result: dict) -> str:
+    (ih, iw), (oh, ow) = result["input_size"], result["output_size"]
+    unit = "MACs" if result["convention"] == "macs" else "FLOPs (fvcore convention)"
+    line = (f"{result['model']} x{result['scale']:g}: {result['params']:,} params, "
+            f"{result['flops'] / 1e9:.2f} G {unit} at {ow}x{oh} output ({iw}x{ih} input)")
+    if "latency_ms" in result:
+        line += (f", {result['latency_ms']:.1f} ms on {result['device']} ({result['threads']} threads, "
+                 f"{result['precision']}{', compiled' if result.get('compiled') else ''})")
+        line += f", peak +{result['peak_memory_mb']:.0f} MB"
+    return line
 
 
 def run_cli(args: argparse.Namespace) -> int:
     from .cli import parse_options
     from .models import build_model
 
-    size = parse_size(args.output_size)
+    convention = check_convention(getattr(args, "convention", "macs"))
+    output_size, input_size = _sizes(args)
     if args.json and Path(args.json).exists() and not args.overwrite:
         raise LightSRError(f"{args.json} exists; refusing to overwrite it (pass --overwrite)")
     model = build_model(args.model, args.scale, None, parse_options(args.opt), args.device)
@@ -135,13 +324,13 @@ def run_cli(args: argparse.Namespace) -> int:
         model.set_width(args.width)
     elif hasattr(model, "set_width") and hasattr(model, "width_for_scale"):
         model.set_width(model.width_for_scale(args.scale))
-    result = profile_model(model, args.scale, size, latency=not args.no_latency)
-    line = (f"{result['model']} x{args.scale:g}: {result['params']:,} params, "
-            f"{result['flops'] / 1e9:.2f} G MACs at {size[1]}x{size[0]} output")
-    if "latency_ms" in result:
-        line += f", {result['latency_ms']:.1f} ms on {result['device']} ({result['threads']} threads)"
-        line += f", peak +{result['peak_memory_mb']:.0f} MB"
-    print(line)
+    from .precision import resolve as resolve_precision
+
+    resolve_precision(args.precision, model_device(model))  # a bad precision fails before counting
+    result = profile_model(model, args.scale, output_size, latency=not args.no_latency,
+                           convention=convention, input_size=input_size, precision=args.precision,
+                           compile=args.compile)
+    print(_summary(result))
     if args.json:
         from .checkpoint import write_json
 

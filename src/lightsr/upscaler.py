@@ -31,10 +31,26 @@ from torch import nn
 
 from .errors import LightSRError
 
-DEFAULT_MODEL = "rdb_esa"
+# The default upscaler: per scale, the first of these that ships weights for it (results/training.md
+# chose RLFN-S by measurement; the study-notes RDB-ESA covers the scales RLFN-S is not trained for yet).
+DEFAULT_MODELS = ("rlfn_s", "rdb_esa")
+DEFAULT_MODEL = DEFAULT_MODELS[0]
+
+
+def default_model(scale: int | None = None) -> str:
+    """The default model for ``scale`` (None: x4): the first of DEFAULT_MODELS with shipped weights."""
+    from .models import get_entry
+
+    s = 4 if scale is None else scale
+    for name in DEFAULT_MODELS:
+        if get_entry(name).shipped_weights(s) is not None:
+            return name
+    return DEFAULT_MODEL
 from .models.registry import WEIGHTS_DIR
 READ_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
-MIN_SIDE = 4  # smaller inputs are edge-padded to this size (and the output cropped back)
+MIN_SIDE = 16  # smaller inputs are edge-padded on every side to this size (and the centre cropped back):
+# a model's zero padding then sits away from the image, so a 1x1 or flat image comes back flat
+SAMPLE = Path(__file__).resolve().parent / "assets" / "sample.png"  # `lightsr upscale --sample` (assets/SAMPLE.md)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -43,14 +59,16 @@ MIN_SIDE = 4  # smaller inputs are edge-padded to this size (and the output crop
 class Upscaler:
     """A model plus how to run it (device, precision, tiling, ensemble). Call it on an image."""
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", precision: str = "auto",
                  tile: int | None = None, tile_pad: int = 16, self_ensemble: bool = False,
-                 max_memory: float | None = None, progress: bool = False, outscale: float | None = None):
+                 max_memory: float | None = None, progress: bool = False, outscale: float | None = None,
+                 compile: bool = False):
+        from .inference import Runner
+
         self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        self.dtype = dtype
-        if dtype != torch.float32:
-            self.model.to(dtype)
+        self.runner = Runner(model, self.device, precision, compile=compile)
+        self.model = self.runner.model
+        self.precision = self.runner.precision  # the one that runs: fp32, bf16 or fp16
         self.continuous = bool(getattr(model, "continuous", False))
         self.scale = getattr(model, "scale", None)
         if not self.continuous and not isinstance(self.scale, (int, float)):
@@ -93,6 +111,7 @@ class Upscaler:
         if x.ndim not in (3, 4) or x.shape[-3] not in (1, 3) or not x.is_floating_point():
             raise LightSRError(f"expected a float (C, H, W) or (B, C, H, W) tensor with C = 1 or 3, "
                                f"got {x.dtype} {tuple(x.shape)}")
+        _check_values(x)
         squeeze = x.ndim == 3
         xb = x[None] if squeeze else x
         outs = []
@@ -118,6 +137,8 @@ class Upscaler:
             peak = 1.0
         else:
             raise LightSRError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        if peak == 1.0:
+            _check_values(torch.from_numpy(np.ascontiguousarray(arr)))
         c = arr.shape[2]
         color = arr[..., :1].repeat(3, axis=2) if c <= 2 else arr[..., :3]
         alpha = arr[..., c - 1] if c in (2, 4) else None
@@ -202,9 +223,9 @@ class Upscaler:
                 tile = 512
                 _note(f"out of GPU memory on the whole image; tiling with --tile {tile}")
         while True:
-            try:
-                # collect all bands before yielding, so a retry never follows a partial yield
-                bands = list(self._tiled(x, s, tile))
+            bands = self._tiled(x, s, tile)
+            try:  # the first tile row probes the tile size: a retry never follows a partial yield
+                first = next(bands)
                 break
             except torch.OutOfMemoryError:
                 if self.device.type != "cuda" or tile <= 32:
@@ -212,7 +233,8 @@ class Upscaler:
                 torch.cuda.empty_cache()
                 tile //= 2
                 _note(f"out of GPU memory; retrying with --tile {tile}")
-        yield from bands
+        yield first
+        yield from bands  # streamed: one band of tiles in float at a time
 
     def _tiled(self, x: torch.Tensor, s: int, tile: int) -> Iterator[tuple[int, int, torch.Tensor]]:
         h, w = x.shape[-2:]
@@ -233,7 +255,7 @@ class Upscaler:
             for tx in cols:
                 tx1 = min(tx + tile, w)
                 cy0, cy1, cx0, cx1 = max(ty - pad, 0), min(ty1 + pad, h), max(tx - pad, 0), min(tx1 + pad, w)
-                y = self._forward(x[:, :, cy0:cy1, cx0:cx1], s)
+                y = self._forward(x[:, :, cy0:cy1, cx0:cx1], s, whole=False)
                 oy0, ox0 = max(ty - b, 0), max(tx - b, 0)
                 oy1, ox1 = min(ty1 + b, h), min(tx1 + b, w)
                 part = y[:, :, (oy0 - cy0) * s:(oy1 - cy0) * s, (ox0 - cx0) * s:(ox1 - cx0) * s]
@@ -247,21 +269,24 @@ class Upscaler:
         bar.close()
 
     @torch.no_grad()
-    def _forward(self, x: torch.Tensor, s: float) -> torch.Tensor:
-        """One model call on a (1, 3, h, w) float32 CPU tensor -> float32 CPU output (s*h, s*w)."""
+    def _forward(self, x: torch.Tensor, s: float, whole: bool = True) -> torch.Tensor:
+        """One model call on a (1, 3, h, w) float32 CPU tensor -> float32 CPU output (s*h, s*w).
+        ``whole``: ``x`` is the whole image (a tile is never padded: its context is real pixels)."""
         h, w = x.shape[-2:]
-        ph, pw = max(MIN_SIDE - h, 0), max(MIN_SIDE - w, 0)
-        if ph or pw:  # a 1x1 or 2x3 image: edge-pad, run, crop
-            x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
-        xd = x.to(self.device, self.dtype)
-        run = (lambda t: self.model(t, scale=s)) if self.continuous else self.model
+        ph, pw = (max(MIN_SIDE - h, 0), max(MIN_SIDE - w, 0)) if whole else (0, 0)
+        top, left = ph // 2, pw // 2
+        if ph or pw:  # a 1x1 or 2x3 image: edge-pad on every side, run, crop the centre
+            x = torch.nn.functional.pad(x, (left, pw - left, top, ph - top), mode="replicate")
+        xd = x.to(self.device)
+        run = lambda t: self.runner(t, scale=s if self.continuous else None)  # noqa: E731
         if self.self_ensemble:
             y = _self_ensemble(run, xd)
         else:
             y = run(xd)
         y = y.float().cpu()
         if ph or pw:
-            y = y[:, :, : int(round(h * s)), : int(round(w * s))]
+            y0, x0 = int(round(top * s)), int(round(left * s))
+            y = y[:, :, y0:y0 + int(round(h * s)), x0:x0 + int(round(w * s))]
         return y
 
     def _tile_for_budget(self, h: int, w: int) -> int | None:
@@ -301,6 +326,20 @@ class Upscaler:
             for hk in hooks:
                 hk.remove()
         return 4.0 * biggest[0] / (n * n)
+
+
+def _check_values(x: torch.Tensor) -> None:
+    """Float images: non-empty, finite, in [0, 1] (a 0-255 float image is the usual slip)."""
+    if x.numel() == 0:
+        raise LightSRError(f"empty image (shape {tuple(x.shape)})")
+    if not x.is_floating_point():
+        return
+    if not bool(torch.isfinite(x).all()):
+        raise LightSRError("the image contains NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        hint = " (an 8-bit image as float? divide by 255)" if hi <= 255 + 1e-3 else ""
+        raise LightSRError(f"float images must be in [0, 1]; this one spans [{lo:g}, {hi:g}]{hint}")
 
 
 def _ramp(length: int, a: int, b: int, half: int, s: int) -> torch.Tensor:
@@ -371,14 +410,12 @@ def _bar(total: int, unit: str, enabled: bool, leave: bool = False):
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
-def _resolve_dtype(half: bool, bf16: bool, device: torch.device) -> torch.dtype:
-    if half and bf16:
-        raise LightSRError("choose one of --half and --bf16")
-    if half:
-        return torch.float16
-    if bf16:
-        return torch.bfloat16
-    return torch.float32
+def _precision_from_flags(precision: str | None, half: bool, bf16: bool) -> str:
+    """``half=True`` / ``bf16=True`` are older spellings of ``precision="fp16"`` / ``"bf16"``."""
+    asked = [p for p, on in (("fp16", half), ("bf16", bf16)) if on]
+    if len(asked) > 1 or (asked and precision not in (None, "auto", asked[0])):
+        raise LightSRError("choose one precision (--precision, --half or --bf16)")
+    return asked[0] if asked else (precision or "auto")
 
 
 def _shipped_weights(entry, scale: int | None) -> tuple[int, Path | None]:
@@ -398,76 +435,78 @@ def _missing_weights_error(name: str, scale: int | None, default: bool) -> Light
 
 
 def _arch_from_file(path: Path) -> tuple[str, int | None, dict]:
-    from .checkpoint import read_metadata
+    """(architecture, scale, options) of a checkpoint, read from its keys and shapes."""
+    from .models.loading import describe
 
-    try:
-        meta = read_metadata(path)
-    except Exception:  # noqa: BLE001
-        meta = {}
-    name = meta.get("model") or meta.get("arch") or meta.get("name")
-    if not isinstance(name, str):
-        raise LightSRError(f"cannot tell which architecture {path} is for; pass the model name too, "
-                           f"e.g. lightsr.load('imdn', weights='{path}') or --model NAME --weights {path}")
-    scale = meta.get("scale")
-    opts = meta.get("options") if isinstance(meta.get("options"), dict) else {}
-    return name, int(scale) if isinstance(scale, (int, float)) else None, opts
+    d = describe(path)
+    return d.model, d.scale if isinstance(d.scale, int) else None, dict(d.options)
 
 
 def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None, device: str | None = None,
-         weights: str | os.PathLike | None = None, *, half: bool = False, bf16: bool = False,
-         tile: int | None = None, tile_pad: int = 16, self_ensemble: bool = False,
-         max_memory: float | None = None, options: dict | None = None, progress: bool = False,
-         outscale: float | None = None) -> Upscaler:
+         weights: str | os.PathLike | None = None, *, precision: str = "auto", compile: bool = False,
+         half: bool = False, bf16: bool = False, tile: int | None = None, tile_pad: int = 16,
+         self_ensemble: bool = False, max_memory: float | None = None, options: dict | None = None,
+         progress: bool = False, outscale: float | None = None) -> Upscaler:
     """A ready-to-use :class:`Upscaler`.
 
     ``name_or_path``: a registered model name (its shipped weights are used unless ``weights`` is
-    given), a checkpoint file written by lightsr (its metadata names the architecture), or ``None``
-    for the default model. ``scale``: the model's native scale (default: 4, or the one that fits
-    ``outscale``). Raises :class:`LightSRError` with one line for anything missing or mismatched.
+    given), a checkpoint file of any supported architecture (official layouts included: the
+    architecture, scale and options are read from its keys and shapes), or ``None`` for the default
+    model (or, with ``weights``, whatever the weights are). ``scale``: the model's native scale
+    (default: the checkpoint's, else 4, or the one that fits ``outscale``). ``precision``: ``"auto"``
+    (bf16 where the device does it natively and the model tolerates it, else fp32), ``"fp32"``,
+    ``"bf16"`` or ``"fp16"`` (CUDA); ``compile``: torch.compile (falls back to eager with one line).
+    Raises :class:`LightSRError` with one line for anything missing or mismatched. The returned
+    upscaler's ``descriptor`` says what was loaded (:class:`lightsr.models.loading.Descriptor`).
     """
-    from .models import build_model, get_entry, pick_device
+    from .models import get_entry, pick_device
+    from .models.loading import _is_path, resolve
+    from .precision import resolve as resolve_precision
 
     options = dict(options or {})
-    default = name_or_path is None
-    name = DEFAULT_MODEL if default else str(name_or_path)
-    as_path = Path(name)
-    if not default and (as_path.suffix in (".safetensors", ".pth", ".pt", ".ckpt") or as_path.is_file()):
+    dev = pick_device(device)
+    precision = _precision_from_flags(precision, half, bf16)
+    resolve_precision(precision, dev)  # an unknown precision or fp16 on a CPU fails before loading
+    if weights is not None and not Path(weights).is_file():
+        raise LightSRError(f"weights file not found: {weights}")
+    if name_or_path is not None and _is_path(name_or_path):
         if weights is not None:
             raise LightSRError("pass either a checkpoint path or a model name with weights=, not both")
-        if not as_path.is_file():
-            raise LightSRError(f"checkpoint not found: {as_path}")
-        weights = as_path
-        name, meta_scale, meta_opts = _arch_from_file(as_path)
-        scale = scale if scale is not None else meta_scale
-        options = {**meta_opts, **options}
-    if default:
+        if not Path(name_or_path).is_file():
+            raise LightSRError(f"checkpoint not found: {name_or_path}")
+        spec: str | os.PathLike | None = name_or_path
+    elif name_or_path is None and weights is not None:
+        spec = None  # the weights say what they are
+    else:  # a registered name (or the default model) with its shipped weights unless weights= is given
+        default = name_or_path is None
+        if default and scale is None and outscale is not None:
+            scale = next((s for s in (2, 3, 4) if s >= outscale - 1e-9 and
+                          get_entry(default_model(s)).shipped_weights(s) is not None), None)
         try:
-            entry = get_entry(name)
+            entry = get_entry(default_model(scale) if default else str(name_or_path))
         except LightSRError:
-            raise _missing_weights_error(name, scale or 4, True) from None
-    else:
-        entry = get_entry(name)
-    if scale is None and entry.scales is not None and outscale is not None and weights is None and entry.pretrained:
-        # the smallest shipped native scale reaching outscale (given weights: their own scale, else 4)
-        have = sorted(entry.pretrained)
-        fits = [s for s in have if s >= outscale - 1e-9]
-        scale = int(fits[0] if fits else have[-1])
-    if weights is None:
-        scale, path = _shipped_weights(entry, scale if scale is None else int(scale))
-        if path is None:
-            raise _missing_weights_error(entry.name, scale if entry.scales is not None else None, default)
-        weights = path
-    elif not Path(weights).is_file():
-        raise LightSRError(f"weights file not found: {weights}")
-    if weights is not None and scale is None and Path(weights).suffix == ".safetensors":
-        try:
-            scale = _arch_from_file(Path(weights))[1]
-        except LightSRError:
-            pass
-    dev = pick_device(device)
-    model = build_model(entry.name, scale=scale, weights=str(weights), options=options, device="cpu")
-    return Upscaler(model, dev, _resolve_dtype(half, bf16, dev), tile=tile, tile_pad=tile_pad,
-                    self_ensemble=self_ensemble, max_memory=max_memory, progress=progress, outscale=outscale)
+            if default:
+                raise _missing_weights_error(DEFAULT_MODEL, scale or 4, True) from None
+            raise
+        if scale is None and entry.scales is not None and outscale is not None and weights is None and entry.pretrained:
+            # the smallest shipped native scale reaching outscale
+            have = sorted(entry.pretrained)
+            fits = [s for s in have if s >= outscale - 1e-9]
+            scale = int(fits[0] if fits else have[-1])
+        if scale is not None and entry.scales is not None and (float(scale) != int(scale) or int(scale) not in entry.scales):
+            allowed = ", ".join(f"x{v:g}" for v in entry.scales)
+            raise LightSRError(f"model {entry.name} supports scales {allowed}, not x{scale:g}")
+        if weights is None:
+            scale, path = _shipped_weights(entry, scale if scale is None else int(scale))
+            if path is None:
+                raise _missing_weights_error(entry.name, scale if entry.scales is not None else None, default)
+            weights = path
+        spec = entry.name
+    model, desc = resolve(spec, weights=weights, scale=scale, options=options, device="cpu", shipped=False)
+    up = Upscaler(model, dev, precision, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble,
+                  max_memory=max_memory, progress=progress, outscale=outscale, compile=compile)
+    up.descriptor = desc
+    return up
 
 
 def upscale(image, model: str | os.PathLike | Upscaler | None = None, *, scale: int | None = None,
@@ -560,14 +599,26 @@ def _check_out_root(out: Path) -> None:
 
 def run_cli(args) -> int:
     from .cli import model_options
-    from .imageio import FORMATS, read, write_image
+    from .imageio import FORMATS, PNG_LEVEL, read, write_image
+    from .pipeline import Job, Terminated, describe, run as run_files, sigterm_as_exception
 
     ext = (args.ext or "same").lower().lstrip(".")
     if ext != "same" and "." + ext not in FORMATS:
         raise LightSRError(f"--ext {args.ext!r}: use png, jpg, webp, tif, bmp or same")
-    files, errors = collect_inputs(args.input)
+    png_level = PNG_LEVEL if getattr(args, "png_level", None) is None else args.png_level
+    if not 0 <= png_level <= 9:
+        raise LightSRError(f"--png-level {png_level}: use a level from 0 (fastest, largest) to 9 (smallest)")
+    if not 1 <= args.quality <= 100:
+        raise LightSRError(f"--quality {args.quality}: use 1 to 100 (JPEG/WebP)")
+    inputs = list(args.input or []) + ([str(SAMPLE)] if getattr(args, "sample", False) else [])
+    if not inputs:
+        usage_error = getattr(getattr(args, "parser", None), "error", None)
+        if usage_error is not None:
+            usage_error("give image files, folders or globs to upscale, or --sample")  # usage line, exit 2
+        raise LightSRError("no input images: give image files, folders or globs, or --sample")
+    files, errors = collect_inputs(inputs)
     out = Path(args.output)
-    single = len(args.input) == 1 and Path(args.input[0]).is_file()
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
     if single and out.suffix.lower() not in FORMATS and not out.is_dir() and out.suffix:
         raise LightSRError(f"output {out}: unknown image extension {out.suffix!r} "
                            f"(use {', '.join(sorted(set(FORMATS)))} or a folder)")
@@ -578,36 +629,47 @@ def run_cli(args) -> int:
         print(f"lightsr: error: {e}", file=sys.stderr)
 
     up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
-              bf16=args.bf16, tile=args.tile or None, tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
+              bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None, tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
               max_memory=parse_memory(args.max_memory), progress=not args.quiet, outscale=args.outscale,
               options=model_options(args))
-    failed, done, megapixels = len(errors), 0, 0.0
-    start = time.perf_counter()
-    bar = _bar(len(files), "img", not args.quiet and len(files) > 1, leave=True)
-    for src, rel in files:
-        dst = output_path(src, rel, out, single, args.suffix, ext)
+    jobs = [Job(i, src, output_path(src, rel, out, single, args.suffix, ext)) for i, (src, rel) in enumerate(files)]
+    seen: dict[Path, Path] = {}
+    for job in jobs:  # x.png and x.jpg -> x.png twice: refuse before any work, whatever --overwrite says
+        key = job.dst.resolve()
+        if key in seen:
+            raise LightSRError(f"{seen[key]} and {job.src} would both be written to {job.dst}; "
+                               "rename one of them or write them to separate folders")
+        seen[key] = job.src
+
+    def load_one(job: Job):
+        if job.dst.resolve() == job.src.resolve():
+            raise LightSRError(f"output {job.dst} is the input file; choose another -o folder or a --suffix")
+        if job.dst.exists() and not args.overwrite:
+            raise LightSRError(f"{job.dst} exists; refusing to overwrite it (pass --overwrite)")
+        return read(job.src)
+
+    def output_bytes(img) -> int:
+        h, w, c = img.array.shape
         try:
-            if dst.resolve() == src.resolve():
-                raise LightSRError(f"output {dst} is the input file; choose another -o folder or a --suffix")
-            if dst.exists() and not args.overwrite:
-                raise LightSRError(f"{dst} exists; refusing to overwrite it (pass --overwrite)")
-            img = read(src)
-            result = up(img.array)
-            write_image(dst, result, like=img, overwrite=args.overwrite, quality=args.quality)
-            done += 1
-            megapixels += result.shape[0] * result.shape[1] / 1e6
-        except LightSRError as exc:
-            failed += 1
-            _note(f"error: {exc}")
-        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-            failed += 1
-            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            _note(f"error: {src}: {type(exc).__name__}: {msg} (try --tile 256 or --max-memory)")
-        bar.update(1)
+            oh, ow = up.output_size(h, w, up.outscale)
+        except Exception:  # noqa: BLE001 - only an estimate for the queue's memory bound
+            return 0
+        return oh * ow * c * img.array.itemsize
+
+    def save(job: Job, img, result) -> float:
+        write_image(job.dst, result, like=img, overwrite=args.overwrite, quality=args.quality, png_level=png_level)
+        return result.shape[0] * result.shape[1] / 1e6
+
+    bar = _bar(len(files), "img", not args.quiet and len(files) > 1, leave=True)
+    try:
+        with sigterm_as_exception():
+            stats = run_files(jobs, load_one, lambda img: up(img.array), save, output_bytes, _note, bar)
+    except Terminated:
+        bar.close()
+        print("lightsr: terminated (SIGTERM): finished files are complete, nothing partial was left",
+              file=sys.stderr)
+        return 143
     bar.close()
-    secs = time.perf_counter() - start
-    rate = f", {megapixels / secs:.2f} MP/s" if secs > 0 and done else ""
-    tail = f"; {failed} failed" if failed else ""
-    print(f"lightsr: upscaled {done} image{'s' if done != 1 else ''}, {megapixels:.2f} output megapixels "
-          f"in {secs:.1f} s{rate}{tail}", file=sys.stderr)
-    return 1 if failed else 0
+    stats.failed += len(errors)
+    print(f"lightsr: {describe(stats)}", file=sys.stderr)
+    return 1 if stats.failed else 0

@@ -134,15 +134,18 @@ class BenchmarkFolder:
     """
 
     def __init__(self, folder: str | os.PathLike, scale: float, protocol: str = "standard",
-                 cache_dir: str | os.PathLike | None = None, cache: bool = True):
+                 cache_dir: str | os.PathLike | None = None, cache: bool = True,
+                 files: list[Path] | None = None, name: str | None = None):
+        """``files``: only these images (of ``folder``), e.g. a training folder's held-out ones;
+        ``name``: the key of the results (default: the folder's name)."""
         scale = float(scale)
         if not math.isfinite(scale) or scale <= 1:
             raise LightSRError(f"the evaluation scale must be a number above 1, got {scale:g}")
         self.folder = Path(folder).expanduser()
-        self.name = self.folder.resolve().name
+        self.name = name or self.folder.resolve().name
         self.scale = int(scale) if scale.is_integer() else scale
         self.protocol = get_protocol(protocol)
-        self.files = list_images(self.folder)
+        self.files = [Path(f) for f in files] if files is not None else list_images(self.folder)
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         key = hashlib.sha1(str(self.folder.resolve()).encode()).hexdigest()[:12]
         self.cache_dir = root / _CACHE_VERSION / f"{self.name}-{key}" / _scale_tag(self.scale) if cache else None

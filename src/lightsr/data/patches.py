@@ -67,6 +67,21 @@ def list_images(dirs: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
+def held_out(dirs: str | Path | Sequence[str | Path], n: int) -> list[Path]:
+    """``n`` validation images held aside from the *first* training folder: evenly spaced over its
+    sorted file list (deterministic, independent of the machine), at most a fifth of the folder
+    (none for a folder of under 5 images). The training set excludes them."""
+    if n <= 0:
+        return []
+    first = dirs if isinstance(dirs, (str, Path)) else dirs[0]
+    files = list_images(first)
+    n = min(n, len(files) // 5)  # never more than a fifth of the folder
+    if n <= 0:
+        return []
+    idx = np.unique(np.linspace(0, len(files) - 1, n).round().astype(int))
+    return [files[i] for i in idx]
+
+
 def load_rgb(path: Path) -> np.ndarray:
     """8-bit RGB (H, W, 3); grayscale replicated, alpha dropped (the benchmark protocol's rule)."""
     from ..imageio import read_image
@@ -110,8 +125,11 @@ def augment(rng: np.random.Generator, *tensors: torch.Tensor) -> list[torch.Tens
 class _ImageBank:
     """All training images held in memory as uint8 (BSDS400+T91 ~ 200 MB)."""
 
-    def __init__(self, dirs, min_size: int = 1):
-        self.files = list_images(dirs)
+    def __init__(self, dirs, min_size: int = 1, exclude: Sequence[Path] = ()):
+        drop = {Path(p).resolve() for p in exclude}
+        self.files = [p for p in list_images(dirs) if p.resolve() not in drop]
+        if not self.files:
+            raise LightSRError("no training images left once the validation images are held out")
         self.images = [load_rgb(p) for p in self.files]
         small = [p.name for p, a in zip(self.files, self.images) if min(a.shape[:2]) < min_size]
         if small:
@@ -134,10 +152,10 @@ class _PatchBase(Dataset):
     """Map-style dataset indexed by the global sample index ``g`` (unbounded)."""
 
     def __init__(self, dirs, lr_patch: int, global_batch: int, seed: int = 0, repeat: int = 1,
-                 augment: bool = True, min_size: int = 1):
+                 augment: bool = True, min_size: int = 1, exclude: Sequence[Path] = ()):
         if lr_patch < 1 or global_batch < 1:
             raise LightSRError("patch size and batch size must be positive")
-        self.bank = _ImageBank(dirs, min_size=min_size)
+        self.bank = _ImageBank(dirs, min_size=min_size, exclude=exclude)
         self.lr_patch = int(lr_patch)
         self.global_batch = int(global_batch)
         self.seed = int(seed)
@@ -174,12 +192,13 @@ class FixedScalePatches(_PatchBase):
     (``cache_dir``: also on disk, keyed by path, size and mtime, as ``x{scale}/<stem>.<key>.npy``)."""
 
     def __init__(self, dirs, scale: int, lr_patch: int = 48, global_batch: int = 16, seed: int = 0,
-                 repeat: int = 1, augment: bool = True, cache_dir: str | Path | None = None):
+                 repeat: int = 1, augment: bool = True, cache_dir: str | Path | None = None,
+                 exclude: Sequence[Path] = ()):
         if int(scale) != scale or scale < 1:
             raise LightSRError(f"fixed-scale training needs an integer scale, got {scale}")
         self.scale = int(scale)
         super().__init__(dirs, lr_patch, global_batch, seed, repeat, augment,
-                         min_size=lr_patch * int(scale))
+                         min_size=lr_patch * int(scale), exclude=exclude)
         self._lr: dict[int, np.ndarray] = {}
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
 
@@ -249,7 +268,7 @@ class ContinuousScalePatches(_PatchBase):
     def __init__(self, dirs, lr_patch: int = 48, global_batch: int = 16, seed: int = 0,
                  scale_fn: Callable[[np.random.Generator, int], float] | None = None,
                  scale_max: float = 4.0, scale_mode: str = "batch", queries: str = "fast",
-                 repeat: int = 1, augment: bool = True):
+                 repeat: int = 1, augment: bool = True, exclude: Sequence[Path] = ()):
         if scale_mode not in ("batch", "sample"):
             raise LightSRError(f"scale_mode must be 'batch' or 'sample', got {scale_mode!r}")
         if queries not in ("fast", "full"):
@@ -257,7 +276,7 @@ class ContinuousScalePatches(_PatchBase):
         if scale_mode == "sample" and queries == "full":
             raise LightSRError("per-sample scales need the 'fast' query grid (HR patches differ in size)")
         super().__init__(dirs, lr_patch, global_batch, seed, repeat, augment,
-                         min_size=round(scale_max * lr_patch))
+                         min_size=round(scale_max * lr_patch), exclude=exclude)
         self.scale_fn = scale_fn or uniform_scale(1.0, scale_max)
         self.scale_max = float(scale_max)
         self.scale_mode = scale_mode

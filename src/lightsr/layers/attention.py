@@ -11,14 +11,13 @@
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .window import (relative_position_index, shifted_window_regions, window_partition,
+from .window import (relative_position_index, tensor_cache, shifted_window_regions, window_partition,
                      window_reverse)
 
 
@@ -139,7 +138,7 @@ def cached_table(module: nn.Module, key: tuple, build: Callable[[], Tensor],
 # ---------------------------------------------------------------------------------------------
 # SRFormer: permuted self-attention (PSA)
 # ---------------------------------------------------------------------------------------------
-@lru_cache(maxsize=16)
+@tensor_cache(maxsize=16)
 def permuted_relative_position_index(wh: int, ww: int) -> Tensor:
     """(wh*ww, wh*ww/4) index into a ((wh-1)(ww-1), heads) table: query pixel (i, j) of a
     (wh, ww) window vs key (p, q) of the (wh/2, ww/2) permuted grid uses the Swin index of
@@ -149,7 +148,7 @@ def permuted_relative_position_index(wh: int, ww: int) -> Tensor:
     return idx.expand(ph, 2, pw, 2, ph * pw).reshape(wh * ww, ph * pw)
 
 
-@lru_cache(maxsize=16)
+@tensor_cache(maxsize=16)
 def permuted_window_mask(h: int, w: int, window: tuple[int, int], shift: tuple[int, int]) -> Tensor:
     """(nW, N, N/4) additive mask (0 / -100) of PSA with a cyclic shift: the query regions on the
     (h, w) grid with ``window``/``shift`` vs the key regions on the (h/2, w/2) permuted grid
@@ -221,7 +220,7 @@ class DynamicPosBias(nn.Module):
         return self.pos3(self.pos2(self.pos1(self.pos_proj(offsets))))
 
 
-@lru_cache(maxsize=32)
+@tensor_cache(maxsize=32)
 def aggregated_relative_index(window: tuple[int, int], base: tuple[int, int]) -> Tensor:
     """(wh*ww, bh*bw) index into the r x r box-averaged offset table (see :meth:`SCC.position_bias`).
 

@@ -5,6 +5,7 @@ Shapes: feature maps are (B, C, H, W) for padding and (B, H, W, C) for partition
 """
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
 
 import torch
@@ -66,7 +67,24 @@ def window_reverse(windows: Tensor, window: int | tuple[int, int], h: int, w: in
     return x.reshape(b, h, w, c)
 
 
-@lru_cache(maxsize=64)
+def tensor_cache(maxsize: int):
+    """``lru_cache`` for functions that build index / mask tensors shared by every model instance:
+    they are always built outside inference mode, so a table first made under ``torch.inference_mode``
+    (evaluation, the upscaler) can still be used where autograd or tracing runs (training, ONNX export)."""
+    def deco(fn):
+        cached = lru_cache(maxsize=maxsize)(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args):
+            with torch.inference_mode(False):
+                return cached(*args)
+
+        wrapper.cache_clear = cached.cache_clear
+        return wrapper
+    return deco
+
+
+@tensor_cache(maxsize=64)
 def relative_position_index(wh: int, ww: int) -> Tensor:
     """Swin's (N, N) index into a ((2wh-1)(2ww-1), heads) relative-position bias table."""
     coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")).flatten(1)
@@ -74,7 +92,7 @@ def relative_position_index(wh: int, ww: int) -> Tensor:
     return (rel[..., 0] + wh - 1) * (2 * ww - 1) + (rel[..., 1] + ww - 1)
 
 
-@lru_cache(maxsize=64)
+@tensor_cache(maxsize=64)
 def shifted_window_regions(h: int, w: int, window: tuple[int, int], shift: tuple[int, int]) -> Tensor:
     """(nW, N) region label of every token after a cyclic shift (Swin's ``img_mask`` partitioned);
     two tokens may attend to each other iff their labels are equal. Used by SRFormer's PSA mask,
@@ -90,7 +108,7 @@ def shifted_window_regions(h: int, w: int, window: tuple[int, int], shift: tuple
     return window_partition(img, window).squeeze(-1)
 
 
-@lru_cache(maxsize=64)
+@tensor_cache(maxsize=64)
 def shifted_window_mask(h: int, w: int, window: tuple[int, int], shift: tuple[int, int]) -> Tensor:
     """(nW, N, N) additive mask (0 / -100) for a cyclic shift, as Swin/SwinIR build it."""
     win = shifted_window_regions(h, w, window, shift)  # (nW, N)

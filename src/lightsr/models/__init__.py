@@ -17,7 +17,10 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LightSRError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise LightSRError(f"device {device} requested but no CUDA GPU is available")
     return dev
@@ -25,11 +28,10 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 def build_model(name: str, scale: float | None = None, weights: str | None = None,
                 options: dict[str, Any] | None = None, device: str | torch.device | None = "cpu") -> nn.Module:
-    """create_model + strict load_checkpoint + eval mode + device: what eval/profile/upscale need."""
-    from ..checkpoint import load_checkpoint
+    """A registered model with ``weights`` loaded strictly (checked against the checkpoint's detected
+    architecture and scale), in eval mode, on ``device``: :func:`lightsr.models.loading.resolve`
+    without the descriptor and without shipped weights (no ``weights``: random initialisation)."""
+    from .loading import resolve
 
-    model = create_model(name, scale=scale, **(options or {}))
-    model.registry_name = get_entry(name).name
-    if weights:
-        load_checkpoint(model, weights)
-    return model.eval().to(pick_device(device))
+    model, _ = resolve(name, weights=weights, scale=scale, options=options, device=device, shipped=False)
+    return model

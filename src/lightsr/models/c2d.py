@@ -88,7 +88,6 @@ Stage 1 / stage 2: ``swinir_c2d_hiif`` / ``srformer_c2d_hiif`` = the same backbo
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Callable, Sequence
 
 import torch
@@ -98,7 +97,7 @@ from ..errors import LightSRError
 from ..layers.attention import DFE, SCC, channel_self_correlation
 from ..layers.ffn import make_ffn
 from ..layers.skeleton import LightweightSR, map_to_tokens, tokens_to_map
-from ..layers.window import pad_to_multiple, window_partition, window_reverse
+from ..layers.window import pad_to_multiple, tensor_cache, window_partition, window_reverse
 from .registry import register_model
 
 PAPER = "C2D-ISR: Optimizing Attention-based Image Super-resolution from Continuous to Discrete Scales (Jiang et al. 2025)"
@@ -110,7 +109,7 @@ def _pair(w: int | Sequence[int]) -> tuple[int, int]:
     return (int(w), int(w)) if isinstance(w, int) else (int(w[0]), int(w[1]))
 
 
-@lru_cache(maxsize=12)  # a few (size, window) pairs: the 3 windows of the current image size
+@tensor_cache(maxsize=12)  # a few (size, window) pairs: the 3 windows of the current image size
 def _he_table(h: int, w: int, wh: int, ww: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     u = torch.arange(w, device=device)
     v = torch.arange(h, device=device)

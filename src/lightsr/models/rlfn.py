@@ -65,7 +65,8 @@ class RLFN(nn.Module):
         return out[..., : h * self.scale, : w * self.scale] / self.img_range
 
 
-@register_model("rlfn_s", scales=(2, 3, 4), paper="Kong et al., RLFN, CVPRW 2022", family="cnn")
+@register_model("rlfn_s", scales=(2, 3, 4), paper="Kong et al., RLFN, CVPRW 2022", family="cnn",
+                pretrained={4: "rlfn_s_x4.safetensors"})  # trained here (results/training.md); the default at x4
 def rlfn_s(scale: int = 4, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4,
            img_range: float = 255.0) -> RLFN:
     """RLFN-S (residual local feature network, small; NTIRE 2022 ESR winner), 317K params at x4."""

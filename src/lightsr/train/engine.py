@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import precision as precision_mod
 from ..checkpoint import json_text
 from ..errors import LightSRError
 from .losses import get_loss
@@ -64,7 +65,8 @@ class TrainConfig:
     scale: float = 2  # fixed-scale models: the scale; continuous: the validation scale
     options: dict = field(default_factory=dict)
     train_dirs: list = field(default_factory=list)
-    val_dir: str | None = None
+    val_dir: str | None = None  # None: validate on ``holdout`` images held aside from the training folders
+    holdout: int = 10  # images of the first training folder kept out of training for validation
     out: str = "runs/train"
     # data
     lr_patch: int = 48  # LR patch side (HR = scale x LR)
@@ -93,7 +95,8 @@ class TrainConfig:
     min_lr: float = 1e-6  # cosine floor
     clip_grad: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay (0.999 in BasicSR recipes); 0 = off
-    amp: str = "none"  # none | bf16 | fp16 (GPU only)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (lightsr.precision); auto = bf16 where native
+    amp: str = "none"  # legacy spelling of precision: none | bf16 | fp16
     # initialisation (stage 2 / warm start)
     init: str | None = None
     # module prefixes of the up-sampling head (may differ at --init); ``model.head_prefixes`` wins
@@ -147,7 +150,10 @@ def _as_iters(v: float, total: int) -> int:
 
 
 class EMA:
-    """Exponential moving average of parameters (buffers copied): ``ema = d*ema + (1-d)*w``."""
+    """Exponential moving average of parameters (buffers copied): ``ema = d_t*ema + (1-d_t)*w`` with
+    the warm-up ``d_t = min(d, (1 + t) / (10 + t))`` at update ``t`` (timm's and TensorFlow's), so that
+    early averages are not dominated by the random initialisation (at d = 0.999 a plain EMA still
+    holds 37 % of the first 1,000 steps' weights at step 2,000)."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
@@ -155,10 +161,14 @@ class EMA:
         for p in self.module.parameters():
             p.requires_grad_(False)
 
+    def decay_at(self, t: int) -> float:
+        return min(self.decay, (1.0 + t) / (10.0 + t))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, t: int | None = None) -> None:
+        d = self.decay if t is None else self.decay_at(t)
         for e, p in zip(self.module.parameters(), model.parameters()):
-            e.lerp_(p.detach(), 1.0 - self.decay)
+            e.lerp_(p.detach(), 1.0 - d)
         for e, b in zip(self.module.buffers(), model.buffers()):
             e.copy_(b)
 
@@ -332,6 +342,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.continuous = bool(getattr(model, "continuous", False))
         self.init_report = init_from(self.model, cfg.init, cfg.init_head) if cfg.init else None
+        asked = cfg.amp if cfg.amp.lower() != "none" else cfg.precision
+        self.precision = precision_mod.resolve(asked, self.device)
+        self.channels_last = precision_mod.prepare(self.model, self.device, self.precision)
         self.loss_fn = get_loss(cfg.loss)
         self.data = self._dataset()
         self.total = self._total_iters()
@@ -343,13 +356,7 @@ class Trainer:
         else:
             raise LightSRError(f"unknown optimizer {cfg.optimizer!r}; choose adam or adamw")
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
-        amp = cfg.amp.lower()
-        if amp not in ("none", "bf16", "fp16"):
-            raise LightSRError(f"--amp must be none, bf16 or fp16, not {cfg.amp!r}")
-        self.amp_dtype = None
-        if amp != "none" and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.hook = hook or (resolve(cfg.step_hook, "step hook") if cfg.step_hook else None)
         self.step = 0
         self.best = -math.inf
@@ -392,25 +399,42 @@ class Trainer:
         self.dist.barrier()
 
     def _dataset(self):
-        from ..data.patches import ContinuousScalePatches, FixedScalePatches, uniform_scale
+        from ..data.patches import ContinuousScalePatches, FixedScalePatches, held_out, uniform_scale
 
         cfg = self.cfg
         if not cfg.train_dirs:
             raise LightSRError("no training folders given (--train_dir DIR [DIR ...])")
+        for name in ("batch_size", "lr_patch"):
+            if int(getattr(cfg, name)) < 1:
+                raise LightSRError(f"--{name} must be a positive number, got {getattr(cfg, name)}")
+        self.val_files = held_out(cfg.train_dirs, cfg.holdout) if cfg.val_dir is None else []
+        if cfg.val_dir is None and len(self.val_files) < cfg.holdout and self.dist.main:
+            print(f"lightsr train: holding out {len(self.val_files)} of the first training folder's images for "
+                  f"validation (asked {cfg.holdout}; at most a fifth of the folder)", file=sys.stderr)
+        if cfg.val_dir is not None:
+            from ..data.benchmark import list_images as list_val
+
+            list_val(cfg.val_dir)  # a missing or empty validation folder fails now, before any step
+        ex = self.val_files
         gb = cfg.batch_size * self.dist.world
         if self.continuous:
             fn = resolve(cfg.scale_schedule, "scale schedule")(cfg) if cfg.scale_schedule else \
                 uniform_scale(cfg.scale_min, cfg.scale_max)
             return ContinuousScalePatches(cfg.train_dirs, cfg.lr_patch, gb, cfg.seed, fn, cfg.scale_max,
-                                          cfg.scale_mode, cfg.queries, cfg.repeat, cfg.augment)
+                                          cfg.scale_mode, cfg.queries, cfg.repeat, cfg.augment, exclude=ex)
         cache = os.environ.get("LIGHTSR_CACHE_DIR")
         cache = str(Path(cache) / "train") if cache and cfg.cache_dir else cfg.cache_dir
         ds = FixedScalePatches(cfg.train_dirs, int(cfg.scale), cfg.lr_patch, gb, cfg.seed, cfg.repeat,
-                               cfg.augment, cache_dir=cache)
-        ds.precompute()
+                               cfg.augment, cache_dir=cache, exclude=ex)
+        if cfg.workers > 0:  # before forking workers, so they share it; in-process LR is made on first use
+            ds.precompute()
         return ds
 
     def _total_iters(self) -> int:
+        for name in ("iters", "epochs"):
+            v = getattr(self.cfg, name)
+            if v is not None and v <= 0:
+                raise LightSRError(f"--{name} must be positive, got {v:g}")
         if self.cfg.iters:
             return int(self.cfg.iters)
         if self.cfg.epochs:
@@ -455,7 +479,9 @@ class Trainer:
             torch.save({"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict()},
                        tmp / "state.pt")
             (tmp / "state.json").write_text(json_text(
-                {"step": self.step, "total": self.total, "best_psnr": self.best, "world": self.dist.world}))
+                {"step": self.step, "total": self.total, "best_psnr": self.best, "world": self.dist.world,
+                 "model": self.cfg.model, "data": self.data_fingerprint(), "precision": self.precision,
+                 "val_files": [p.name for p in self.val_files]}))
         self.dist.barrier()
         if self.dist.main:
             if final.exists():  # only possible when re-saving the same step of this run
@@ -475,11 +501,33 @@ class Trainer:
                 print(f"lightsr train: nothing to resume in {self.out}; starting at step 0", file=sys.stderr)
             return
         last = ck[-1]
-        state = json.loads((last / "state.json").read_text())
-        load_checkpoint(self.model, last / "model.safetensors")
-        if self.ema:
-            load_checkpoint(self.ema.module, last / "ema.safetensors")
-        st = torch.load(last / "state.pt", map_location=self.device, weights_only=False)
+        try:
+            state = json.loads((last / "state.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise LightSRError(f"--resume: {last}/state.json is unreadable ({exc}); nothing started") from None
+        for f in ("model.safetensors", "state.pt") + (("ema.safetensors",) if self.ema else ()):
+            if not (last / f).is_file():
+                raise LightSRError(f"--resume: {last / f} is missing; the checkpoint is incomplete, nothing started")
+        mismatch = []
+        if int(state.get("world", self.dist.world)) != self.dist.world:
+            mismatch.append(f"{state['world']} processes, now {self.dist.world}")
+        if state.get("model", self.cfg.model) != self.cfg.model:
+            mismatch.append(f"model {state['model']}, now {self.cfg.model}")
+        if state.get("data") not in (None, self.data_fingerprint()):
+            mismatch.append("other training images (file names or sizes differ)")
+        if mismatch:
+            raise LightSRError(f"--resume: the run in {self.out} was trained with " + "; ".join(mismatch)
+                               + "; resume with the same setting or start a new --out")
+        try:
+            load_checkpoint(self.model, last / "model.safetensors")
+            if self.ema:
+                load_checkpoint(self.ema.module, last / "ema.safetensors")
+            st = torch.load(last / "state.pt", map_location=self.device, weights_only=False)
+        except LightSRError:
+            raise
+        except Exception as exc:  # a truncated or corrupt file
+            raise LightSRError(f"--resume: the checkpoint {last} is damaged ({type(exc).__name__}: {exc}); "
+                               "nothing started") from None
         self.opt.load_state_dict(st["optimizer"])
         self.scaler.load_state_dict(st["scaler"])
         self.step = int(state["step"])
@@ -499,7 +547,7 @@ class Trainer:
         if not self.dist.main:
             return
         path = self.out / "log.csv"
-        cols = ["step", "epoch", "lr", "loss", "sec_per_iter", "val_psnr_y"]
+        cols = ["step", "epoch", "lr", "loss", "sec_per_iter", "data_frac", "val_psnr_y"]
         new = not path.is_file()
         with open(path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=cols)
@@ -521,30 +569,63 @@ class Trainer:
                 w.writeheader()
                 w.writerows(keep)
 
+    def val_description(self) -> str:
+        if self.cfg.val_dir is not None:
+            return str(self.cfg.val_dir)
+        return f"{len(self.val_files)} images held out of {self.val_files[0].parent.name}" if self.val_files else ""
+
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema else self.model
 
+    def validation_set(self):
+        """``val_dir``, or the images held out of the first training folder."""
+        from ..data.benchmark import BenchmarkFolder
+
+        if self.cfg.val_dir is not None:
+            return self.cfg.val_dir
+        if not self.val_files:
+            return None
+        return BenchmarkFolder(self.val_files[0].parent, self.cfg.scale, files=self.val_files,
+                               name=f"holdout-{self.val_files[0].parent.name}")
+
     def validate(self) -> float | None:
-        if not self.cfg.val_dir:
+        val = self.validation_set()
+        if val is None:
             return None
         psnr = None
         if self.dist.main:
-            psnr = validate_psnr(self.eval_model(), self.cfg.val_dir, self.cfg.scale, self.device)
+            psnr = validate_psnr(self.eval_model(), val, self.cfg.scale, self.device)
             if psnr > self.best:
                 from ..checkpoint import save_weights
 
                 self.best = psnr
                 save_weights(self.eval_model(), self.out / "best.safetensors",
-                             {"step": self.step, "val_psnr_y": psnr, "val_dir": str(self.cfg.val_dir),
+                             {"step": self.step, "val_psnr_y": psnr, "val": self.val_description(),
                               "model": self.cfg.model, "scale": self.cfg.scale}, overwrite=True)
         self.dist.barrier()
         return psnr
 
     # ---- the loop ------------------------------------------------------------------------------
 
+    def data_fingerprint(self) -> str:
+        """Names (relative to their folder) and sizes of the training images: a resumed run must
+        see the same images, wherever the folders now lie."""
+        import hashlib
+
+        h = hashlib.sha1()
+        for p in self.data.bank.files:
+            h.update(f"{p.parent.name}/{p.name}|{p.stat().st_size}\n".encode())
+        return h.hexdigest()[:16]
+
     def _to(self, batch: dict) -> dict:
-        return {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                for k, v in batch.items()}
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, torch.Tensor):
+                v = v.to(self.device, non_blocking=True)
+                if k in ("lr", "hr"):
+                    v = precision_mod.to_format(v, self.channels_last)
+            out[k] = v
+        return out
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(prediction, target) of one batch."""
@@ -564,8 +645,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.model.train()
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
+        with precision_mod.autocast(self.device, self.precision):
             pred, target = self.forward(batch)
         loss = self.loss_fn(pred.float(), target)
         if not torch.isfinite(loss):
@@ -580,7 +660,7 @@ class Trainer:
         if self._after_step is not None:  # e.g. AnySR: restore the weights the sub-network did not use
             self._after_step()
         if self.ema:
-            self.ema.update(self.model)
+            self.ema.update(self.model, self.step)
         self.step += 1
         return float(loss.detach())
 
@@ -592,16 +672,25 @@ class Trainer:
             print(f"lightsr train: --init {r['path']}: {r['loaded']} tensors loaded; head kept at init: "
                   f"{len(r['head_kept'])} ({', '.join(r['head_kept'][:4])}); checkpoint tensors dropped: "
                   f"{len(r['dropped'])} ({', '.join(r['dropped'][:4])})", file=sys.stderr)
-        start_step, t0 = self.step, time.time()
+        start_step, t0, cpu0 = self.step, time.time(), time.process_time()
+        self._signalled = False
+        previous = self._catch_signals()
         bar = None
         if dist.main and cfg.progress:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total, initial=self.step, desc="train", dynamic_ncols=True, file=sys.stderr)
-        acc, n_acc, t_log = 0.0, 0, time.time()
+        acc, n_acc, t_log, t_data = 0.0, 0, time.time(), 0.0
         stopped = False
-        for batch in self.loader():
-            loss = self.train_step(self._to(batch))
+        it = iter(self.loader())
+        while True:
+            t_wait = time.perf_counter()
+            batch = next(it, None)
+            if batch is None:
+                break
+            batch = self._to(batch)
+            t_data += time.perf_counter() - t_wait
+            loss = self.train_step(batch)
             acc, n_acc = acc + loss, n_acc + 1
             if bar:
                 bar.update(1)
@@ -610,10 +699,11 @@ class Trainer:
                 now = time.time()
                 self._log({"step": self.step, "epoch": f"{self.step * cfg.batch_size * dist.world / self.data.epoch_len:.3f}",
                            "lr": f"{lr_at(cfg, self.step - 1, self.total):.3e}", "loss": f"{mean:.6f}",
-                           "sec_per_iter": f"{(now - t_log) / n_acc:.4f}"})
+                           "sec_per_iter": f"{(now - t_log) / n_acc:.4f}",
+                           "data_frac": f"{t_data / max(1e-9, now - t_log):.3f}"})
                 if bar:
                     bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr_at(cfg, self.step - 1, self.total):.2e}")
-                acc, n_acc, t_log = 0.0, 0, now
+                acc, n_acc, t_log, t_data = 0.0, 0, now, 0.0
             if cfg.val_every and self.step % cfg.val_every == 0 and self.step < self.total:
                 psnr = self.validate()
                 if psnr is not None:
@@ -622,6 +712,7 @@ class Trainer:
                 self.save()
             if self.step < self.total:
                 stop = bool(cfg.stop_after) and self.step - start_step >= cfg.stop_after
+                stop = stop or self._signalled
                 if cfg.time_limit is not None:  # every rank must agree to stop
                     stop = dist.any(stop or (time.time() - t0) > cfg.time_limit * 60, self.device)
                 if stop:
@@ -630,8 +721,65 @@ class Trainer:
         if bar:
             bar.close()
         result = {"step": self.step, "total": self.total, "seconds": time.time() - t0, "best_psnr": self.best}
+        try:
+            return self._finish(result, stopped, start_step, t0, cpu0)
+        finally:
+            self._restore_signals(previous)
+
+    def _catch_signals(self) -> dict:
+        """SIGTERM / SIGINT stop the run cleanly: the current step finishes, a checkpoint is written."""
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._signalled:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self._signalled = True
+            if self.dist.main:
+                print(f"lightsr train: signal {signum}: stopping after this step with a checkpoint",
+                      file=sys.stderr)
+
+        previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        import signal
+
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    def _log_session(self, start_step: int, t0: float, cpu0: float) -> None:
+        """One row per run of this process in ``sessions.csv``: steps, wall and CPU minutes, host."""
+        if not self.dist.main:
+            return
+        import platform
+
+        path = self.out / "sessions.csv"
+        cols = ["started", "host", "threads", "precision", "start_step", "end_step", "wall_min", "cpu_min",
+                "best_val_psnr"]
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            if new:
+                w.writeheader()
+            w.writerow({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0)), "host": platform.node(),
+                        "threads": torch.get_num_threads(), "precision": self.precision,
+                        "start_step": start_step, "end_step": self.step,
+                        "wall_min": f"{(time.time() - t0) / 60:.2f}",
+                        "cpu_min": f"{(time.process_time() - cpu0) / 60:.2f}",
+                        "best_val_psnr": "" if not math.isfinite(self.best) else f"{self.best:.4f}"})
+
+    def _finish(self, result: dict, stopped: bool, start_step: int, t0: float, cpu0: float) -> dict:
+        cfg, dist = self.cfg, self.dist
         if stopped:
             result["checkpoint"] = str(self.save())
+            self._log_session(start_step, t0, cpu0)
             if dist.main:
                 print(f"lightsr train: stopped at step {self.step}/{self.total}; continue with --resume",
                       file=sys.stderr)
@@ -641,6 +789,7 @@ class Trainer:
             self._log({"step": self.step, "val_psnr_y": f"{psnr:.4f}"})
             result["final_psnr"], result["best_psnr"] = psnr, self.best
         result["checkpoint"] = str(self.save())
+        self._log_session(start_step, t0, cpu0)
         if dist.main:
             from ..checkpoint import save_weights
 
@@ -656,7 +805,7 @@ class Trainer:
 
 
 @torch.no_grad()
-def validate_psnr(model: nn.Module, val_dir: str, scale: float, device) -> float:
+def validate_psnr(model: nn.Module, val_dir, scale: float, device) -> float:
     """Mean Y-PSNR (standard protocol, shave = scale) of ``model`` on the HR images of ``val_dir``."""
     was = model.training
     model.eval()
@@ -696,7 +845,8 @@ def config_from_args(args) -> TrainConfig:
               "lr": "lr", "device": "device", "workers": "workers", "seed": "seed", "init": "init",
               "loss": "loss", "amp": "amp", "ema": "ema", "clip_grad": "clip_grad", "val_every": "val_every",
               "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
-              "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat"}
+              "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
+              "precision": "precision", "holdout": "holdout", "keep": "keep"}
     for a, k in simple.items():
         v = getattr(args, a, None)
         if v is not None:

@@ -1,0 +1,205 @@
+"""The fast path (lightsr.precision, lightsr.inference): the precision and memory format that run are
+read inside the model with hooks, never inferred from outputs."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import lightsr
+from lightsr import precision as P
+from lightsr.errors import LightSRError
+from lightsr.inference import Runner
+from lightsr.models import build_model, create_model
+
+from conftest import BENCHMARK, REFERENCE, ROOT, need
+
+
+def _probe(model: nn.Module) -> list:
+    """(output dtype, input channels_last?) of the first convolution, per call."""
+    seen = []
+    conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, o: seen.append(
+        (o.dtype, i[0].is_contiguous(memory_format=torch.channels_last))))
+    return seen
+
+
+def test_auto_follows_native_bf16(monkeypatch):
+    """Forcing the detection off gives fp32; on gives bf16 (and channels_last either way on CPU).
+    Checked to fail by making ``resolve`` ignore ``native_bf16``."""
+    x = torch.rand(1, 3, 20, 20)
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "0")
+    m = create_model("rlfn_s", scale=2)
+    seen = _probe(m)
+    r = Runner(m, "cpu", "auto")
+    assert r.precision == "fp32"
+    r(x)
+    assert seen[-1] == (torch.float32, True)
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "1")
+    m = create_model("rlfn_s", scale=2)
+    seen = _probe(m)
+    r = Runner(m, "cpu", "auto")
+    assert r.precision == "bf16"
+    y = r(x)
+    assert seen[-1] == (torch.bfloat16, True)
+    assert y.dtype == torch.float32
+
+
+def test_registry_verdict_keeps_fp32(monkeypatch):
+    """A model whose registry entry says bf16 costs too much runs fp32 under auto."""
+    from dataclasses import replace
+
+    from lightsr.models import registry
+
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "1")
+    monkeypatch.setitem(registry._REGISTRY, "rlfn_s", replace(registry.get_entry("rlfn_s"), bf16=False))
+    m = build_model("rlfn_s", 2)
+    assert Runner(m, "cpu", "auto").precision == "fp32"
+    assert Runner(build_model("rlfn_s", 2), "cpu", "bf16").precision == "bf16"  # asked for: honoured
+
+
+def test_detection_reads_the_cpu(monkeypatch):
+    monkeypatch.delenv("LIGHTSR_NATIVE_BF16", raising=False)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if "avx512_bf16" in flags or "amx_bf16" in flags:
+        assert P.native_bf16("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not P.native_bf16("cpu")
+
+
+@pytest.mark.parametrize("bad,msg", [("fp16", "CUDA"), ("int8", "unknown precision")])
+def test_bad_precision(bad, msg):
+    with pytest.raises(LightSRError, match=msg):
+        P.resolve(bad, "cpu")
+
+
+def test_bad_precision_cli_one_line(tmp_path):
+    img = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    r = subprocess.run([sys.executable, "-m", "lightsr", "upscale", str(img), "-o", str(tmp_path / "o"),
+                        "--precision", "fp16", "--device", "cpu"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "fp16 needs a CUDA GPU" in r.stderr
+
+
+def test_compile_failure_falls_back(monkeypatch, capsys):
+    """No working compiler: one line, then eager with the same output."""
+    def broken(*a, **k):
+        def run(*a, **k):
+            raise RuntimeError("no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    torch.manual_seed(0)
+    m = create_model("rlfn_s", scale=2)
+    x = torch.rand(1, 3, 16, 16)
+    want = Runner(m, "cpu", "fp32")(x)
+    r = Runner(m, "cpu", "fp32", compile=True)
+    got = r(x)
+    err = capsys.readouterr().err
+    assert "torch.compile unavailable" in err and "running eagerly" in err and err.count("\n") == 1
+    assert torch.equal(got, want)
+    r(x)  # no second note
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name,ckpt", [("imdn", "imdn_x4.pth"), ("rlfn_s", "rlfn_s_x4.pth"),
+                                       ("carn_m", "carn_m.pth")])
+def test_fp32_fast_path_equals_plain(name, ckpt):
+    """channels_last fp32 on a real checkpoint and a real image: within 1e-4 of the plain path.
+    Checked to fail by running the Runner in bf16."""
+    m = build_model(name, 4, str(need(REFERENCE / ckpt)))
+    from lightsr.imageio import read_image
+
+    hr = read_image(need(BENCHMARK / "Set5" / "butterfly.png"))[:96, :96, :3]
+    x = torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).float()[None] / 255
+    with torch.no_grad():
+        plain = m(x)
+    seen = _probe(m)
+    fast = Runner(m, "cpu", "fp32")(x)
+    assert seen[-1] == (torch.float32, True)
+    assert (fast - plain).abs().max().item() < 1e-4
+
+
+def test_bf16_costs_at_most_002_db_imdn(monkeypatch):
+    """IMDN x4 on Set5 through eval's pipeline: bf16 within 0.02 dB of fp32 (the auto criterion)."""
+    from lightsr.evaluate import evaluate
+
+    m = build_model("imdn", 4, str(need(REFERENCE / "imdn_x4.pth")))
+    seen = _probe(m)
+    fp32 = evaluate(m, [need(BENCHMARK / "Set5")], 4, progress=False)["Set5"]["psnr"]
+    assert seen[-1][0] == torch.float32
+    bf16 = evaluate(m, [BENCHMARK / "Set5"], 4, progress=False, precision="bf16")["Set5"]["psnr"]
+    assert seen[-1][0] == torch.bfloat16
+    assert abs(fp32 - 32.2049) < 5e-4
+    assert 0 < abs(bf16 - fp32) <= 0.02
+
+
+def test_load_default_is_auto(monkeypatch):
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "1")
+    up = lightsr.load(device="cpu")
+    assert up.precision == "bf16" and up.runner.channels_last
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "0")
+    assert lightsr.load(device="cpu").precision == "fp32"
+    assert lightsr.load(device="cpu", precision="fp32").precision == "fp32"
+    with pytest.raises(LightSRError, match="one precision"):
+        lightsr.load(device="cpu", precision="fp32", bf16=True)
+
+
+def test_training_runs_in_bf16_channels_last(tmp_path, monkeypatch):
+    """The trainer's step runs the precision it reports (hook inside the model)."""
+    from lightsr.train.engine import TrainConfig, Trainer
+
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "1")
+    from PIL import Image
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):  # one is held out for validation
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    cfg = TrainConfig(model="rlfn_s", scale=2, train_dirs=[str(d)], holdout=1, lr_patch=8, batch_size=2, iters=2,
+                      out=str(tmp_path / "run"), cache_dir=None, progress=False, val_every=0, save_every=0)
+    t = Trainer(cfg)
+    assert t.precision == "bf16" and t.channels_last
+    seen = _probe(t.model)
+    t.fit()
+    assert seen[0] == (torch.bfloat16, True)  # training steps (validation runs fp32 afterwards)
+    assert seen[-1][0] == torch.float32
+
+
+def test_benchmark_smoke(tmp_path):
+    """The prepared GPU check (benchmarks/gpu_check.sh -> fast_path.py) on a CPU: its tiny run writes
+    the table and every mode ran."""
+    r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    import json
+
+    data = json.loads((tmp_path / "fast_path.json").read_text())
+    row = data["latency"][0]
+    assert all("sec" in row[m] for m in ("plain", "cl", "bf16", "auto")), row
+    assert row["cl"]["max_abs_diff"] < 1e-4
+    assert data["train"][0]["fast"] > 0
+    assert "| rlfn_s |" in (tmp_path / "fast_path.md").read_text()
+
+
+def test_profile_reports_the_precision_that_ran(monkeypatch):
+    from lightsr.profile import profile_model
+
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "1")
+    m = create_model("rlfn_s", scale=2)
+    seen = _probe(m)
+    r = profile_model(m, 2, input_size=(16, 16), precision="auto", warmup=1, repeats=1)
+    assert r["precision"] == "bf16" and r["latency_ms"] > 0
+    assert (torch.bfloat16, True) in seen  # the timed copy carries the hook: bf16 in channels_last ran
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "0")
+    assert profile_model(m, 2, input_size=(16, 16), precision="auto", warmup=1, repeats=1)["precision"] == "fp32"
