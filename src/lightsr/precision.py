@@ -64,10 +64,6 @@ def resolve(precision: str | None, device: torch.device | str = "cpu", bf16_ok: 
     return p
 
 
-def dtype_of(precision: str) -> torch.dtype:
-    return _DTYPES[precision]
-
-
 def autocast(device: torch.device | str, precision: str):
     """The autocast context of a resolved precision (a no-op for fp32)."""
     device = torch.device(device)

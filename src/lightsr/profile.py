@@ -69,10 +69,6 @@ def input_size_for(scale: float, output_size: tuple[int, int] = (720, 1280)) -> 
     return max(1, round(h / scale)), max(1, round(w / scale))
 
 
-def model_device(model: nn.Module) -> torch.device:
-    return _device(model)
-
-
 def _device(model: nn.Module) -> torch.device:
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
@@ -326,7 +322,7 @@ def run_cli(args: argparse.Namespace) -> int:
         model.set_width(model.width_for_scale(args.scale))
     from .precision import resolve as resolve_precision
 
-    resolve_precision(args.precision, model_device(model))  # a bad precision fails before counting
+    resolve_precision(args.precision, _device(model))  # a bad precision fails before counting
     result = profile_model(model, args.scale, output_size, latency=not args.no_latency,
                            convention=convention, input_size=input_size, precision=args.precision,
                            compile=args.compile)

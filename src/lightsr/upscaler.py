@@ -21,7 +21,6 @@ import glob
 import math
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
