@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from lightsr.errors import LightSRError
-from lightsr.layers.implicit import SRNOHead, coord_grid, make_cell
+from lightsr.layers.coords import coord_grid, make_cell
+from lightsr.models.srno import SRNOHead
 from lightsr.layers.slimmable import SlimConv2d, slim_channels
 from lightsr.models import create_model
-from lightsr.models.anysr import (SCALE_GROUPS, AnySR, AnySRRDB, EDSRAnySR, anysr_train_step, build_anysr, init_from_arbitrary, train_step_hook,
-                                  choose_subnet, count_macs, interweave, scale_group)
+from lightsr.models.anysr import (SCALE_GROUPS, AnySR, AnySRRDB, EDSRAnySR, build_anysr, init_from_arbitrary,
+                                  count_macs, interweave, scale_group)
+from lightsr.train.anysr import anysr_train_step, choose_subnet, train_step_hook
 
 
 def n_params(m):

@@ -2,7 +2,7 @@
 
 Each reference is written from its paper's equations, one query (output pixel) at a time, with
 integer LR indices instead of grid_sample, and compared with the vectorised head of
-lightsr.layers.implicit on a 6x7 LR map at a non-integer scale (15x18 output: s = 2.5 x 18/7).
+lightsr.models.liif / metasr / srno / arbsr on a 6x7 LR map at a non-integer scale (15x18 output: s = 2.5 x 18/7).
 Every comparison is shown to be able to fail: ``test_*_catches`` re-runs it with one deliberate
 defect patched into the vectorised head and requires a mismatch.
 
@@ -18,8 +18,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightsr.layers import implicit
-from lightsr.layers.implicit import ArbSRHead, LIIFHead, MetaSRHead, SRNOHead, coord_grid, make_cell
+from lightsr.layers.coords import coord_grid, make_cell
+from lightsr.models import arbsr, liif, metasr, srno
+from lightsr.models.arbsr import ArbSRHead
+from lightsr.models.liif import LIIFHead
+from lightsr.models.metasr import MetaSRHead
+from lightsr.models.srno import SRNOHead
 
 LR, HR, C = (6, 7), (15, 18), 8
 TOL = 1e-5
@@ -224,7 +228,9 @@ def test_head_matches_naive_reference(name, inputs):
 # ---------------------------------------------------------------------------------------------
 # the references can fail: one deliberate defect each, patched into the vectorised head
 # ---------------------------------------------------------------------------------------------
-make_coord_orig, arbsr_grid_sample_orig = implicit.make_coord, implicit._arbsr_grid_sample
+make_coord_orig, arbsr_grid_sample_orig = metasr.make_coord, arbsr._arbsr_grid_sample
+# the module each head looks its helpers up in (one paper, one file)
+HEAD_MODULES = {"liif": liif, "srno": srno, "metasr": metasr, "arbsr": arbsr}
 
 
 def _unswapped_weights(rels):
@@ -265,8 +271,9 @@ def test_reference_catches(name, target, defect, inputs, monkeypatch):
     """Each reference fails on a head with one defect: swapped area weights (LIIF, SRNO), a biased
     std in SRNO's Galerkin LayerNorm, MetaSR's LR positions shifted, ArbSR's offset channels
     swapped. (Checked by hand too, 2026-12-01: ``areas[3 - k]`` -> ``areas[k]`` in
-    implicit.ensemble_weights, in a scratch copy of the package put first on PYTHONPATH, made
+    layers/coords.ensemble_weights, in a scratch copy of the package put first on PYTHONPATH, made
     test_head_matches_naive_reference fail for liif and srno.)"""
     owner, _, attr = target.rpartition(".")
-    monkeypatch.setattr(getattr(implicit, owner) if owner else implicit, attr, defect)
+    module = HEAD_MODULES[name]
+    monkeypatch.setattr(getattr(module, owner) if owner else module, attr, defect)
     assert _max_error(name, inputs) > 100 * TOL

@@ -104,6 +104,40 @@ def _encode_filtered(a: np.ndarray, filters) -> bytes:
             + _chunk(b"IDAT", zlib.compress(out)) + _chunk(b"IEND", b""))
 
 
+def _encode_adam7(a: np.ndarray, filters) -> bytes:
+    """An Adam7-interlaced 16-bit PNG: each of the seven passes filtered on its own (spec 8.2)."""
+    h, w, c = a.shape
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+    data = b""
+    for x0, y0, dx, dy in passes:
+        sub = a[y0::dy, x0::dx]
+        if sub.size:  # an empty pass writes nothing
+            body = _encode_filtered(sub, filters)
+            data += zlib.decompress(body[33 + 8:-12 - 4])  # the IDAT payload: the pass's scanlines
+    ctype = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 1))
+            + _chunk(b"IDAT", zlib.compress(data)) + _chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("hw", [(11, 13), (3, 2), (1, 1), (16, 9)])
+def test_png16_interlaced_is_read_at_16_bit(tmp_path, hw):
+    """Adam7 16-bit colour PNGs come back at 16 bit (Pillow alone gives 8) and are written at 16 bit.
+    The gray case is checked against Pillow's own 16-bit gray reader too. Broken on purpose (the
+    passes' order swapped) the pixels differ."""
+    a = RNG.integers(0, 65536, (*hw, 3), dtype=np.uint16)
+    (tmp_path / "i.png").write_bytes(_encode_adam7(a, [0, 1, 2, 3, 4]))
+    got = read(tmp_path / "i.png")
+    assert got.array.dtype == np.uint16
+    np.testing.assert_array_equal(got.array, a)
+    write_image(tmp_path / "o.png", got.array, like=got)
+    np.testing.assert_array_equal(read_image(tmp_path / "o.png"), a)
+    g = a[..., :1]
+    (tmp_path / "g.png").write_bytes(_encode_adam7(g, [4, 1]))
+    with Image.open(tmp_path / "g.png") as im:
+        np.testing.assert_array_equal(np.asarray(im), g[..., 0])
+    np.testing.assert_array_equal(read_png16(tmp_path / "g.png"), g)
+
+
 def test_png16_decoder_all_filters(tmp_path):
     a = RNG.integers(0, 65536, (10, 7, 3), dtype=np.uint16)
     (tmp_path / "f.png").write_bytes(_encode_filtered(a, [0, 1, 2, 3, 4]))
@@ -144,6 +178,43 @@ def test_icc_profile_kept_16bit(tmp_path):
     write_image(tmp_path / "a.png", a, like=ImageData(a, icc_profile=SRGB))
     got = read(tmp_path / "a.png")
     assert got.icc_profile == SRGB and got.array.dtype == np.uint16
+
+
+def _profile_for(space: bytes) -> bytes:
+    """The sRGB profile with its header's colour space field set to ``space`` (a stand-in for a
+    gray or CMYK profile: only the header decides whether lightsr keeps it)."""
+    return SRGB[:16] + space + SRGB[20:]
+
+
+def test_icc_profile_follows_the_colour_space(tmp_path):
+    """A profile is kept only on data in the colour space it describes (what image editors do):
+    a gray profile stays on gray and gray + alpha PNG, and is dropped when LA is written as RGBA
+    (WebP has no LA) or when a palette image holding it becomes RGB; a CMYK image becomes sRGB
+    through its profile (Pillow's plain conversion when littlecms cannot use the profile) and
+    comes back without the CMYK profile. Broken on purpose (the profile always copied) the
+    RGBA / RGB assertions fail."""
+    gray = _profile_for(b"GRAY")
+    g = RNG.integers(0, 256, (6, 5, 1), dtype=np.uint8)
+    Image.fromarray(g[..., 0]).save(tmp_path / "g.png", icc_profile=gray)
+    src = read(tmp_path / "g.png")
+    assert src.icc_profile == gray and src.array.shape[2] == 1
+    write_image(tmp_path / "g_out.png", src.array, like=src)
+    assert read(tmp_path / "g_out.png").icc_profile == gray
+    la = np.concatenate([g, g // 2], axis=2)
+    write_image(tmp_path / "la.png", la, like=ImageData(la, icc_profile=gray))
+    assert read(tmp_path / "la.png").icc_profile == gray
+    write_image(tmp_path / "la.webp", la, like=ImageData(la, icc_profile=gray), quality=100)
+    got = read(tmp_path / "la.webp")
+    assert got.array.shape[2] == 4 and got.icc_profile is None
+    pal = Image.fromarray(RGB).convert("P")
+    pal.save(tmp_path / "p.png", icc_profile=gray)
+    assert read(tmp_path / "p.png").icc_profile is None
+    cmyk = Image.fromarray(RGB).convert("CMYK")
+    cmyk.save(tmp_path / "c.jpg", icc_profile=_profile_for(b"CMYK"), quality=100)
+    got = read(tmp_path / "c.jpg")
+    assert got.array.shape[2] == 3 and got.icc_profile is None and got.mode == "CMYK"
+    write_image(tmp_path / "c_out.png", got.array, like=got)
+    assert read(tmp_path / "c_out.png").icc_profile is None
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".webp"])

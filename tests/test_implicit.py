@@ -1,5 +1,6 @@
 """Coordinates, cells, local ensemble, hierarchical bits and the implicit heads (LIIF, MetaSR, SRNO,
-HIIF-L) of lightsr.layers.implicit, and the registered <head>_<backbone> continuous models."""
+HIIF-L) of lightsr.layers.coords, lightsr.models.{liif,metasr,srno,arbsr,hiif},
+and the registered <head>_<backbone> continuous models."""
 from __future__ import annotations
 
 import pytest
@@ -7,11 +8,15 @@ import torch
 import torch.nn.functional as F
 
 from lightsr.errors import LightSRError
-from lightsr.layers.implicit import (HIIFL, ArbSRHead, GalerkinAttention, SAAdapt, SAConv, SAUpsample, ImplicitSR, LIIFHead, MetaSRHead, SRNOHead,
-                                     coord_grid, ensemble_weights, hierarchical_bits, local_coord, make_cell,
-                                     make_coord, neighbours, output_size, parse_scale)
+from lightsr.layers.coords import (ImplicitSR, coord_grid, ensemble_weights, hierarchical_bits, local_coord, make_cell,
+                                   make_coord, neighbours, output_size, parse_scale)
+from lightsr.models.arbsr import ArbSRHead, SAAdapt, SAConv, SAUpsample
+from lightsr.models.liif import LIIFHead
+from lightsr.models.metasr import MetaSRHead
+from lightsr.models.srno import GalerkinAttention, SRNOHead
 from lightsr.models import create_model
 from lightsr.models.edsr import EDSR
+from lightsr.models.hiif import HIIFL
 
 
 def n_params(m):
@@ -86,8 +91,11 @@ def test_head_parameter_counts():
     assert n_params(LIIFHead(64)) == 346_883      # 580->256->256->256->256->3
     assert n_params(MetaSRHead(64)) == 445_120    # 3->256->64*9*3
     assert n_params(SRNOHead(64)) == 794_883      # 266->256, 2 Galerkin(256, 16), 256->256->3
-    assert n_params(HIIFL(60)) == 41_475          # seed 000: MLP_0, linear attention (+FFN), MLP_1
-    assert n_params(HIIFL(48)) == 26_847
+    # HIIF-L (models/hiif.py) at C = 60: freq conv 32,460 + MLP_0 (LN 244, 244->256->60) 78,628 +
+    # attention (qkv 10,980, LN_k/LN_v of head width 30: 120, FFN 7,320) 18,420 + MLP_1 (62->256->60)
+    # 31,672 + MLP_2 (62->256->3) 17,023
+    assert n_params(HIIFL(60)) == 32_460 + 78_628 + 18_420 + 31_672 + 17_023 == 178_203
+    assert n_params(HIIFL(48)) == 135_219
     assert n_params(SAAdapt(64)) == 162_023       # mask net 14,115 + SA conv (4 experts) 147,908
     assert n_params(ArbSRHead(64)) == 10_697      # SA up-sampler 8,966 + tail conv 1,731
 

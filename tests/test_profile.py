@@ -175,7 +175,8 @@ def test_cli_bad_sizes_and_convention(bad, message, capsys):
 def test_profile_counts_one_pass_of_queries():
     """A continuous model's chunked exact evaluation (max_queries) recomputes work per chunk; the
     profile counts one pass over all queries, as the papers do, and leaves the model untouched."""
-    from lightsr.layers.implicit import ImplicitSR, SRNOHead
+    from lightsr.layers.coords import ImplicitSR
+    from lightsr.models.srno import SRNOHead
     from lightsr.models.edsr import EDSR
 
     m = ImplicitSR(EDSR(None, n_resblocks=1, n_feats=8), SRNOHead(8, width=16, heads=4), max_queries=50).eval()

@@ -234,7 +234,7 @@ def test_validation_keeps_best(folder, tmp_path):
 
 def test_cli_spellings_and_recipes():
     from lightsr.cli import build_parser
-    from lightsr.train.engine import config_from_args
+    from lightsr.cli.train import config_from_args
 
     p = build_parser()
     a = p.parse_args("train --train_dir A B --val_dir V --scale 2 --epochs 100 --batch_size 16 --patch_size 128".split())
@@ -270,7 +270,7 @@ def test_torchrun_two_processes_match_one(folder, tmp_path):
         import sys
         from lightsr.models.registry import register_model
         register_model("tiny_test_sr", scales=(2,))(lambda scale=2: TinySR(scale))
-        from lightsr.train.engine import main
+        from lightsr.cli.train import main
         sys.exit(main(sys.argv[1:]))
     '''))
     args = ["--model", "tiny_test_sr", "--train_dir", str(folder), "--scale", "2", "--iters", "4",

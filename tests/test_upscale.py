@@ -187,6 +187,23 @@ def test_fractional_outscale_is_native_then_matlab_bicubic(tiny):
     assert tiny(img, outscale=2.5).shape == (25, 35, 3)
 
 
+def test_outscale_streams_band_by_band(tiny):
+    """With tiles, a fractional ``outscale`` is resized as the model's bands arrive: several output
+    bands, the first before the last tile row has run, and the same result as the whole image at
+    native scale then one ``imresize``. Broken on purpose (collecting every native band first) the
+    first-band check fails."""
+    x = torch.rand(1, 3, 40, 29)
+    want = imresize(tiny(x).clamp(0, 1), 2.5 / 3, output_size=(100, 72)).clamp(0, 1)
+    calls = _count_calls(tiny)
+    tiny.tile, tiny.tile_pad = 8, 12
+    bands = tiny._bands(x, 2.5)
+    y0, y1, first = next(bands)
+    assert y0 == 0 and 0 < y1 < 100 and len(calls) < 5 * 4  # 5 tile rows of 4 tiles
+    rest = [first] + [b for _, _, b in bands]
+    assert len(rest) > 2 and len(calls) == 20
+    assert torch.allclose(torch.cat(rest, dim=2).clamp(0, 1), want, atol=1e-5)
+
+
 def test_continuous_model_gets_the_scale():
     m = TinyContinuous()
     up = Upscaler(m, precision="fp32")

@@ -15,8 +15,9 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -72,15 +73,62 @@ def _short(names: list[str], n: int = 4) -> str:
     return ", ".join(names[:n]) + more
 
 
+def is_derived(key: str) -> bool:
+    """A buffer recomputed from the architecture (:data:`DERIVED_BUFFERS`): never required, never saved."""
+    return key.rsplit(".", 1)[-1] in DERIVED_BUFFERS
+
+
+@dataclass
+class Fit:
+    """How a state dict fits a model (:func:`fit_state_dict`): ``tensors`` load as they are; the rest
+    are lists of names (``shapes``: "name (checkpoint shape) vs (model shape)"); ``free_*``: the
+    same for names under the prefixes allowed to differ."""
+
+    tensors: dict
+    missing: list
+    unexpected: list
+    shapes: list
+    free_missing: list
+    free_unexpected: list
+
+    @property
+    def exact(self) -> bool:
+        return not (self.missing or self.unexpected or self.shapes)
+
+
+def fit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], free: Sequence[str] = ()) -> Fit:
+    """The one state-dict fit check: which tensors of ``sd`` load into ``model`` (same name and shape),
+    which of the model's are missing, which of the checkpoint's are unexpected, which differ in shape.
+    Derived buffers never misfit (a missing or mis-shaped one keeps the model's own; one the model
+    does not have is ignored); names under a ``free`` prefix (a head allowed to differ) are reported apart, never as misfits."""
+    own = model.state_dict()
+
+    def is_free(k: str) -> bool:
+        return any(k == p or k.startswith(p + ".") for p in free)
+
+    sd = {k: v for k, v in sd.items() if k in own or not is_derived(k)}
+    tensors, missing, shapes, free_missing = {}, [], [], []
+    for k, v in own.items():
+        if k in sd and tuple(sd[k].shape) == tuple(v.shape):
+            tensors[k] = sd[k]
+        elif is_derived(k):
+            continue  # recomputed by the model: the checkpoint's copy (of another size) is not needed
+        elif is_free(k):
+            free_missing.append(k)
+        elif k in sd:
+            shapes.append(f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}")
+        else:
+            missing.append(k)
+    extra = [k for k in sd if k not in own]
+    return Fit(tensors, missing, [k for k in extra if not is_free(k)], shapes, free_missing,
+               [k for k in extra if is_free(k)])
+
+
 def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> dict:
     """Return ``sd`` filtered of derived buffers; raise a one-line error if it does not fit ``model``."""
-    own = model.state_dict()
-    sd = {k: v for k, v in sd.items() if k in own or k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
-    missing = [k for k in own if k not in sd and k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
+    f = fit_state_dict(model, sd)
+    missing, unexpected, shapes = f.missing, f.unexpected, f.shapes
+    if not f.exact:
         name = getattr(model, "registry_name", type(model).__name__)
         scale = getattr(model, "scale", None)
         what = f"{name}" + (f" x{scale:g}" if isinstance(scale, (int, float)) else "")
@@ -97,7 +145,7 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: s
         elif missing and unexpected:
             hint = "; is it a checkpoint of another architecture?"
         raise LightSRError(f"{source} does not fit model {what}: " + "; ".join(parts) + hint)
-    return {k: v for k, v in sd.items() if k in own}
+    return f.tensors
 
 
 def load_checkpoint(model: nn.Module, path: str | os.PathLike, key: str | None = None) -> nn.Module:
@@ -154,8 +202,7 @@ def save_weights(state: nn.Module | Mapping[str, torch.Tensor], path: str | os.P
     from safetensors.torch import save_file
 
     sd = state.state_dict() if isinstance(state, nn.Module) else state
-    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()
-          if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
+    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items() if not is_derived(k)}
     meta = {k: json_text(v, indent=None) for k, v in (metadata or {}).items()}
     return atomic_write(path, lambda tmp: save_file(sd, tmp, metadata=meta), overwrite=overwrite)
 

@@ -9,13 +9,16 @@ The result is ``{"<folder name>": {"psnr": float, "ssim": float,
 "images": {"<file>": {"psnr": float, "ssim": float}}}}``. ``lightsr eval --json`` adds one more
 top-level entry, ``"meta"`` (:func:`run_meta`: model, scale, params, FLOPs and their convention,
 precision, weights and their source, protocol), read by ``lightsr plot``.
+
+:func:`run_evaluation` is the whole ``lightsr eval`` command with plain keyword arguments
+(:mod:`lightsr.cli.eval` maps the flags onto it).
 """
 from __future__ import annotations
 
 import math
 import sys
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +28,7 @@ from .data.benchmark import BenchmarkFolder, to_rgb
 from .errors import LightSRError
 from .metrics import psnr_ssim, shave_for
 
-__all__ = ["evaluate", "self_ensemble", "model_forward", "format_table", "run_cli"]
+__all__ = ["evaluate", "self_ensemble", "model_forward", "format_table", "run_meta", "run_evaluation"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -185,15 +188,17 @@ def format_table(results: dict, scale: float, protocol: str = "standard") -> str
     return "\n".join(lines) + f"\n(Y channel, {protocol} protocol, {shave_for(scale)} px shaved)"
 
 
-def run_meta(model: nn.Module, scale: float, weights, args) -> dict:
+def run_meta(model: nn.Module, scale: float, weights, *, name: str | None = None, weights_given: bool = False,
+             options: dict | None = None, precision: str | None = "fp32", protocol: str = "standard",
+             self_ensemble: bool = False) -> dict:
     """What ``lightsr eval --json`` writes under ``"meta"``: the model, scale, parameters, FLOPs
     (multiply-accumulates at 1280x720 output; the papers' fvcore convention where the profiler
-    offers it, named in ``flops_convention``), precision, protocol and where the weights came from."""
+    offers it, named in ``flops_convention``), precision, protocol and where the weights came from
+    (``weights_given``: a file the user named; else shipped weights, or none)."""
     import copy
 
     from . import __version__
     from . import profile as prof
-    from .cli import model_options
 
     convention = "fvcore" if "fvcore" in getattr(prof, "CONVENTIONS", ()) else "macs"
 
@@ -211,79 +216,86 @@ def run_meta(model: nn.Module, scale: float, weights, args) -> dict:
         except Exception as exc:  # noqa: BLE001
             print(f"lightsr: warning: FLOPs not counted ({type(exc).__name__}); the JSON has flops null",
                   file=sys.stderr)
-    given = getattr(args, "weights", None)
-    if given:
+    if weights_given:
         source = "file"
     elif weights is not None:
         source = "shipped"
     else:
         source = "none"  # random initialisation, or a model without parameters (bicubic)
     return {
-        "model": getattr(model, "registry_name", None) or getattr(args, "model", None),
+        "model": getattr(model, "registry_name", None) or name,
         "scale": scale,
         "params": prof.count_params(model),
         "flops": flops,
         "flops_convention": convention,
         "flops_output_size": [720, 1280],
-        "precision": getattr(args, "precision", None) or "fp32",
+        "precision": precision or "fp32",
         "weights": str(weights) if weights is not None else None,
         "weights_source": source,
-        "options": model_options(args),
-        "protocol": args.protocol,
-        "self_ensemble": bool(args.self_ensemble),
+        "options": dict(options or {}),
+        "protocol": protocol,
+        "self_ensemble": bool(self_ensemble),
         "lightsr": __version__,
     }
 
 
-def run_cli(args) -> int:
+def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weights: str | Path | None = None,
+                   scale: float | None = None, options: dict | None = None, device=None,
+                   protocol: str = "standard", self_ensemble: bool = False, precision: str = "fp32",
+                   cache_dir: str | None = None, save_images: str | None = None, json_path: str | None = None,
+                   overwrite: bool = False, random_weights: bool = False) -> dict:
+    """``lightsr eval`` as a function: resolve the model (a registered ``model`` with ``weights`` or its
+    shipped weights; or, without ``model``, the architecture, scale and options read from ``weights``),
+    evaluate it on the ``data`` folders, print the table and, with ``json_path``, write the figures
+    plus ``"meta"`` (:func:`run_meta`). Returns the per-folder results."""
     from .checkpoint import write_json
-    from .cli import model_options
     from .models import build_model, pick_device
 
-    scale, detected = args.scale, None
-    if args.model is None:  # the architecture, scale and options are read from the weights' keys and shapes
+    options = dict(options or {})
+    detected = None
+    if model is None:  # the architecture, scale and options are read from the weights' keys and shapes
         from .models.loading import describe
 
-        if not args.weights:
+        if not weights:
             raise LightSRError("eval needs --model NAME, or --weights FILE to read the architecture from")
-        detected = describe(args.weights)
+        detected = describe(weights)
         scale = detected.run_scale(scale)
         if scale is None:
-            raise LightSRError(f"{args.weights} is a continuous-scale {detected.model} checkpoint; pass --scale")
+            raise LightSRError(f"{weights} is a continuous-scale {detected.model} checkpoint; pass --scale")
     if scale is None:
         raise LightSRError("--scale is required with --model (without --model it is read from --weights)")
     if scale is None or not math.isfinite(scale) or scale <= 1:
         raise LightSRError(f"--scale must be a number above 1, got {scale}")
-    overwrite = bool(getattr(args, "overwrite", False))
-    if args.json and Path(args.json).exists() and not overwrite:
-        raise LightSRError(f"{args.json} exists; refusing to overwrite it (pass --overwrite)")
-    for d in args.data:  # fail on a bad folder before building the model
-        BenchmarkFolder(d, scale, args.protocol, cache=False)
-    device = pick_device(args.device)
-    weights = args.weights
+    if json_path and Path(json_path).exists() and not overwrite:
+        raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
+    for d in data:  # fail on a bad folder before building the model
+        BenchmarkFolder(d, scale, protocol, cache=False)
+    device = pick_device(device)
+    given = weights
     if weights is None:
         from .models import get_entry
 
-        entry = get_entry(args.model)
+        entry = get_entry(model)
         weights = entry.shipped_weights(scale)
         if weights is not None:
             print(f"lightsr: using the weights shipped with lightsr: {weights.name}", file=sys.stderr)
-        elif entry.family != "interpolation" and not getattr(args, "random_weights", False):
+        elif entry.family != "interpolation" and not random_weights:
             raise LightSRError(f"no --weights given and none shipped for {entry.name} x{scale:g}; pass "
                                "--weights FILE, or --random-weights to score a randomly initialised model")
     if detected is not None:
         from .models.loading import resolve
 
-        model = resolve(None, weights, scale, model_options(args), device)[0]
+        net = resolve(None, weights, scale, options, device)[0]
     else:
-        model = build_model(args.model, scale, weights, model_options(args), device)
-    results = evaluate(model, args.data, scale, protocol=args.protocol, self_ensemble=args.self_ensemble,
-                       device=device, cache_dir=args.cache_dir, save_dir=args.save_images, overwrite=overwrite,
-                       precision=args.precision)
-    print(format_table(results, scale, args.protocol))
-    if args.json:  # the per-dataset figures, plus under "meta" what `lightsr plot` needs
+        net = build_model(model, scale, weights, options, device)
+    results = evaluate(net, data, scale, protocol=protocol, self_ensemble=self_ensemble,
+                       device=device, cache_dir=cache_dir, save_dir=save_images, overwrite=overwrite,
+                       precision=precision)
+    print(format_table(results, scale, protocol))
+    if json_path:  # the per-dataset figures, plus under "meta" what `lightsr plot` needs
         if "meta" in results:
             raise LightSRError("a data folder named meta clashes with the JSON's \"meta\" entry; rename it")
-        meta = run_meta(model, scale, weights, args)
-        write_json(args.json, {**results, "meta": meta}, overwrite=overwrite)  # an identical image's PSNR is null
-    return 0
+        meta = run_meta(net, scale, weights, name=model, weights_given=bool(given), options=options,
+                        precision=precision, protocol=protocol, self_ensemble=self_ensemble)
+        write_json(json_path, {**results, "meta": meta}, overwrite=overwrite)  # an identical image's PSNR is null
+    return results

@@ -120,24 +120,20 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, samp
     return result
 
 
-def run_cli(args) -> int:
-    import sys
-
-    from .cli import parse_options
+def export_model(output: str | os.PathLike, *, model: str | None = None, weights: str | os.PathLike | None = None,
+                 scale: int | None = None, options: dict | None = None, opset: int = 17, check: bool = True,
+                 overwrite: bool = False, fixed_size: tuple[int, int] | str | None = None) -> dict:
+    """``lightsr export`` as a function: the model a user names (a registered ``model`` with its
+    shipped weights, ``weights`` read by :func:`lightsr.load`, or both) written to ``output`` by
+    :func:`export_onnx`. ``fixed_size``: (H, W) or ``"HxW"``. Returns export_onnx's report plus
+    ``scale`` (the model's native scale)."""
     from .upscaler import load
 
     _require_onnx()  # fail before building anything
-    fixed = None
-    if getattr(args, "fixed_size", None):
+    if isinstance(fixed_size, str):
         from .profile import parse_size
 
-        fixed = parse_size(args.fixed_size, "--fixed-size")
-    up = load(args.model, scale=args.scale, device="cpu", weights=args.weights,
-              options=parse_options(getattr(args, "opt", None)))
-    res = export_onnx(up.model, args.output, opset=args.opset, check=not args.no_check, overwrite=args.overwrite,
-                      fixed_size=fixed)
-    err = res["max_abs_error"]
-    checked = f"; onnxruntime vs PyTorch max |diff| {err:.2e}" if err is not None else ""
-    shape = f"input 1x3x{fixed[0]}x{fixed[1]}" if fixed else "dynamic height/width"
-    print(f"lightsr: wrote {res['path']} (x{up.native_scale:g}, {shape}{checked})", file=sys.stderr)
-    return 0
+        fixed_size = parse_size(fixed_size, "--fixed-size")
+    up = load(model, scale=scale, device="cpu", weights=weights, options=dict(options or {}))
+    res = export_onnx(up.model, output, opset=opset, check=check, overwrite=overwrite, fixed_size=fixed_size)
+    return {**res, "scale": up.native_scale}

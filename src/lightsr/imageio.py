@@ -113,10 +113,40 @@ def read(path: str | os.PathLike, max_pixels: int | None = None) -> ImageData:
                 if fmt == "PNG" and mode in ("RGB", "RGBA", "LA") and _png_is_16bit(path):
                     arr = _apply_orientation(read_png16(path), im)
                 else:
-                    arr = _to_array(ImageOps.exif_transpose(im))
+                    upright = ImageOps.exif_transpose(im)
+                    if mode == "CMYK" and icc_space(icc) == "CMYK":
+                        upright, icc = _cmyk_to_srgb(upright, icc), None
+                    arr = _to_array(upright)
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt data
             raise _fail(path, _reason(exc)) from None
+    if icc is not None and icc_space(icc) != _space_of(arr.shape[2]):
+        icc = None  # a profile for another colour space (CMYK, or gray on RGB data) would mislead
     return ImageData(arr, fmt, mode, icc, info)
+
+
+def icc_space(icc: bytes | None) -> str | None:
+    """The colour space an ICC profile describes ("RGB", "GRAY", "CMYK", "Lab" ...), from its header."""
+    if not icc or len(icc) < 20:
+        return None
+    return icc[16:20].decode("latin-1").strip()
+
+
+def _space_of(channels: int) -> str:
+    return "GRAY" if channels in (1, 2) else "RGB"
+
+
+def _cmyk_to_srgb(im, icc: bytes):
+    """CMYK pixels through their own profile to sRGB, as image editors do on import; Pillow's plain
+    conversion (without the profile) if littlecms cannot use it."""
+    import io
+
+    from PIL import ImageCms
+
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im.convert("RGB")
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -125,10 +155,10 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
 
 
 def _png_is_16bit(path: Path) -> bool:
-    """16-bit, non-interlaced (interlaced 16-bit colour PNGs are read at 8 bit by Pillow)."""
+    """A 16-bit PNG (plain or Adam7-interlaced): Pillow reads 16-bit colour at 8 bit."""
     with open(path, "rb") as f:
         head = f.read(33)
-    return len(head) >= 29 and head[12:16] == b"IHDR" and head[24] == 16 and head[28] == 0
+    return len(head) >= 29 and head[12:16] == b"IHDR" and head[24] == 16 and head[28] in (0, 1)
 
 
 def _apply_orientation(arr: np.ndarray, im) -> np.ndarray:
@@ -187,7 +217,7 @@ def _unfilter_row(ftype: int, row: np.ndarray, prev: np.ndarray, bpp: int) -> np
 
 
 def read_png16(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, C) uint16 pixels of a non-interlaced 16-bit PNG (any colour type but palette)."""
+    """(H, W, C) uint16 pixels of a 16-bit PNG (gray, gray+alpha, RGB or RGBA; plain or Adam7)."""
     import zlib
 
     data = Path(path).read_bytes()
@@ -202,20 +232,31 @@ def read_png16(path: str | os.PathLike) -> np.ndarray:
     w, h = int.from_bytes(ihdr[0:4], "big"), int.from_bytes(ihdr[4:8], "big")
     depth, ctype, interlace = ihdr[8], ihdr[9], ihdr[12]
     channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
-    if depth != 16 or channels is None or interlace:
-        raise ValueError("only non-interlaced 16-bit gray/RGB/RGBA PNGs are decoded here")
+    if depth != 16 or channels is None or interlace not in (0, 1):
+        raise ValueError("only 16-bit gray/RGB/RGBA PNGs are decoded here")
     bpp = 2 * channels
-    stride = w * bpp
     raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
-    if raw.size < h * (stride + 1):
-        raise ValueError("image data is truncated")
-    raw = raw[: h * (stride + 1)].reshape(h, stride + 1)
-    out = np.empty((h, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.uint8)
-    for y in range(h):
-        prev = out[y] = _unfilter_row(int(raw[y, 0]), raw[y, 1:], prev, bpp)
-    arr = out.view(">u2").reshape(h, w, channels).astype(np.uint16)
-    return arr
+    out = np.empty((h, w, bpp), dtype=np.uint8)
+    pos = 0
+    # Adam7 (interlace 1): seven sub-images (x0, y0, dx, dy), each filtered on its own
+    for x0, y0, dx, dy in _ADAM7 if interlace else ((0, 0, 1, 1),):
+        pw, ph = -(-(w - x0) // dx), -(-(h - y0) // dy)
+        if pw <= 0 or ph <= 0:
+            continue  # an empty pass has no scanlines at all
+        stride = pw * bpp
+        if raw.size < pos + ph * (stride + 1):
+            raise ValueError("image data is truncated")
+        rows = raw[pos:pos + ph * (stride + 1)].reshape(ph, stride + 1)
+        pos += ph * (stride + 1)
+        sub = np.empty((ph, stride), dtype=np.uint8)
+        prev = np.zeros(stride, dtype=np.uint8)
+        for y in range(ph):
+            prev = sub[y] = _unfilter_row(int(rows[y, 0]), rows[y, 1:], prev, bpp)
+        out[y0::dy, x0::dx] = sub.reshape(ph, pw, bpp)
+    return out.reshape(h, w * bpp).view(">u2").reshape(h, w, channels).astype(np.uint16)
+
+
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 
 def write_png16(path: str | os.PathLike, arr: np.ndarray, icc_profile: bytes | None = None,
@@ -297,6 +338,8 @@ def _encode(tmp: str, arr: np.ndarray, fmt: str, icc: bytes | None, info: dict, 
         # gray + alpha stays LA where the format has it (PNG; 8-bit TIFF), else RGBA with equal channels
         arr = np.concatenate([arr[..., :1].repeat(3, axis=2), arr[..., 1:]], axis=2)
         c = 4
+    if icc_space(icc) != _space_of(c):  # e.g. a gray profile once LA became RGBA
+        icc = None
     dpi = info.get("dpi")
     if arr.dtype == np.uint16 and fmt == "PNG" and c in (2, 3, 4):
         write_png16(tmp, arr, icc, dpi, png_level)

@@ -42,7 +42,7 @@ from torch.nn import functional as F
 from .errors import LightSRError
 
 __all__ = ["LAMResult", "local_attribution_map", "window_objective", "blur", "blur_path", "gini",
-           "diffusion_index", "parse_window", "draw_lam", "run_cli"]
+           "diffusion_index", "parse_window", "draw_lam", "lam_figure"]
 
 DEFAULT_WINDOW = 16
 DEFAULT_STEPS = 50
@@ -267,28 +267,33 @@ def draw_lam(output, lr: np.ndarray, result: LAMResult, *, title: str = "", hr: 
     return save_figure(fig, output, overwrite=overwrite, dpi=dpi)
 
 
-def run_cli(args) -> int:
+def lam_figure(model: str, image: str | Path, scale: float, window: str | tuple[int, int, int], output,
+               *, steps: int = DEFAULT_STEPS, sigma: float = DEFAULT_SIGMA, json_path=None, device=None,
+               overwrite: bool = False) -> dict:
+    """``lightsr lam`` as a function: the HR ``image`` -> LR (standard protocol bicubic) -> the LAM of
+    ``model`` (a registered name with shipped weights, ``NAME=CHECKPOINT`` or a checkpoint) for the
+    output ``window`` (``"Y,X[,SIZE]"`` or (y, x, size)) drawn to ``output`` and, with ``json_path``,
+    its figures written as JSON. Returns ``label``, ``weights``, ``result`` (:class:`LAMResult`), ``path``."""
     from .checkpoint import write_json
-    from .plots import load_hr_lr, require_matplotlib, resolve_spec, check_output
+    from .plots import check_output, load_hr_lr, require_matplotlib, resolve_spec
 
-    check_output(args.output, args.overwrite, figure=True)
-    if args.json:
-        check_output(args.json, args.overwrite)
+    check_output(output, overwrite, figure=True)
+    if json_path:
+        check_output(json_path, overwrite)
     require_matplotlib()
-    y, x, size = parse_window(args.window)
-    hr, lr = load_hr_lr(args.image, args.scale)
+    text = window if isinstance(window, str) else ",".join(str(int(v)) for v in window)
+    y, x, size = parse_window(text)
+    hr, lr = load_hr_lr(image, scale)
     if y + size >= hr.shape[0] or x + size >= hr.shape[1]:
-        raise LightSRError(f"--window {args.window} is not inside the {hr.shape[0]}x{hr.shape[1]} output "
-                           f"of {Path(args.image).name} at x{args.scale:g} (the window needs one pixel "
+        raise LightSRError(f"--window {text} is not inside the {hr.shape[0]}x{hr.shape[1]} output "
+                           f"of {Path(image).name} at x{scale:g} (the window needs one pixel "
                            "more below and right)")
-    label, model, weights = resolve_spec(args.model, args.scale, device=args.device)
-    if sum(p.numel() for p in model.parameters()) == 0:
+    label, net, weights = resolve_spec(model, scale, device=device)
+    if sum(p.numel() for p in net.parameters()) == 0:
         raise LightSRError(f"{label} has no parameters to attribute through; LAM needs a network")
-    res = local_attribution_map(model, lr, y, x, size, scale=args.scale, steps=args.steps, sigma=args.sigma)
-    out = draw_lam(args.output, lr, res, title=f"{label} x{args.scale:g}", hr=hr, overwrite=args.overwrite)
-    print(f"{label} x{args.scale:g}: DI {res.di:.2f} (window {size} px at y={y}, x={x}; "
-          f"completeness error {res.completeness_error * 100:.2f} %) -> {out}")
-    if args.json:
-        write_json(args.json, {"model": label, "weights": weights, "scale": args.scale,
-                               "image": str(args.image), **res.to_json()}, overwrite=args.overwrite)
-    return 0
+    res = local_attribution_map(net, lr, y, x, size, scale=scale, steps=steps, sigma=sigma)
+    out = draw_lam(output, lr, res, title=f"{label} x{scale:g}", hr=hr, overwrite=overwrite)
+    if json_path:
+        write_json(json_path, {"model": label, "weights": weights, "scale": scale,
+                               "image": str(image), **res.to_json()}, overwrite=overwrite)
+    return {"label": label, "weights": weights, "result": res, "path": out}

@@ -29,7 +29,7 @@ from .errors import LightSRError
 
 __all__ = ["FIGURE_EXTENSIONS", "require_matplotlib", "save_figure", "check_output", "load_hr_lr",
            "resolve_spec", "load_eval_json", "plot_results", "parse_box", "auto_box", "compare_layout",
-           "compare", "run_plot", "run_compare"]
+           "compare"]
 
 FIGURE_EXTENSIONS = (".png", ".svg", ".pdf")
 INSTALL_HINT = "matplotlib is not installed; pip install 'lightsr[plot]' (or: pip install matplotlib)"
@@ -88,24 +88,23 @@ def resolve_spec(spec: str, scale: float, device=None):
     """A model spec -> (label, model in eval mode, weights description).
 
     ``bicubic``; a registered name (its shipped weights for ``scale``); ``NAME=PATH`` (a checkpoint
-    of that architecture); or a checkpoint path whose safetensors metadata names the architecture.
+    of that architecture); or a checkpoint path, its architecture read from its keys and shapes
+    (:func:`lightsr.models.loading.resolve`, as every command reads a checkpoint).
     """
     from .models import build_model, get_entry, pick_device
+    from .models.loading import _is_path, resolve
 
     dev = pick_device(device) if device is not None else "cpu"
     spec = str(spec).strip()
     name, path = spec, None
     if "=" in spec:
         name, path = (s.strip() for s in spec.split("=", 1))
-    elif Path(spec).suffix.lower() in (".pth", ".pt", ".ckpt", ".safetensors") or Path(spec).is_file():
-        from .upscaler import _arch_from_file
-
-        path = spec
-        if not Path(path).is_file():
-            raise LightSRError(f"checkpoint not found: {path}")
-        name, meta_scale, _ = _arch_from_file(Path(path))
-        if meta_scale is not None and float(meta_scale) != float(scale):
-            raise LightSRError(f"{path} holds {name} x{meta_scale:g} weights, not x{scale:g}")
+    elif _is_path(spec):
+        if not Path(spec).is_file():
+            raise LightSRError(f"checkpoint not found: {spec}")
+        model, desc = resolve(spec, scale=scale, device=dev)
+        stem = Path(spec).stem
+        return (desc.model if stem.startswith(desc.model) else f"{desc.model} ({stem})"), model, spec
     entry = get_entry(name)
     if path is not None:
         if not Path(path).is_file():
@@ -237,13 +236,6 @@ def plot_results(paths, output, *, overwrite: bool = False, panel: tuple[int, in
     return save_figure(fig, output, overwrite=overwrite, dpi=dpi)
 
 
-def run_plot(args) -> int:
-    require_matplotlib()
-    out = plot_results(args.results, args.output, overwrite=args.overwrite)
-    print(f"lightsr: wrote {out}")
-    return 0
-
-
 # ----------------------------------------------------------------------------------------------
 # zoomed comparison crops
 
@@ -368,15 +360,3 @@ def compare(image, models: list[str], scale: float, output, *, box: str | tuple 
         left += pw + gap
     path = save_figure(fig, output, overwrite=overwrite, dpi=dpi)
     return {"box": b, "rows": rows, "size": (H, W), "path": path}
-
-
-def run_compare(args) -> int:
-    require_matplotlib()
-    res = compare(args.image, args.models, args.scale, args.output, box=args.box, tile=args.tile,
-                  overview=not args.no_overview, overwrite=args.overwrite, device=args.device)
-    y, x, h, w = res["box"]
-    width = max(len(r["label"]) for r in res["rows"])
-    for r in res["rows"]:
-        print(f"{r['label']:<{width}}  {r['psnr']:.4f} dB  SSIM {r['ssim']:.4f}")
-    print(f"(Y channel, standard protocol, whole image; box y={y} x={x} h={h} w={w}) -> {res['path']}")
-    return 0

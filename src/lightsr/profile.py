@@ -26,15 +26,14 @@
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import resource
 import statistics
-import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -284,16 +283,14 @@ def profile_model(model: nn.Module, scale: float, output_size: tuple[int, int] =
     return out
 
 
-def _sizes(args: argparse.Namespace) -> tuple[tuple[int, int], tuple[int, int] | None]:
-    """(output size, input size or None) from ``--output-size`` / ``--input-size`` (at most one)."""
-    if args.output_size is not None and getattr(args, "input_size", None) is not None:
-        raise LightSRError("give --output-size or --input-size, not both")
-    if getattr(args, "input_size", None) is not None:
-        return (720, 1280), parse_size(args.input_size, "--input-size")
-    return parse_size(args.output_size or "720x1280"), None
+def _size(size: str | Sequence[int] | None, flag: str) -> tuple[int, int] | None:
+    if size is None or isinstance(size, str):
+        return None if size is None else parse_size(size, flag)
+    return parse_size("x".join(str(int(v)) for v in size), flag)
 
 
-def _summary(result: dict) -> str:
+def summary(result: dict) -> str:
+    """The one line ``lightsr profile`` prints for a :func:`profile_model` result."""
     (ih, iw), (oh, ow) = result["input_size"], result["output_size"]
     unit = "MACs" if result["convention"] == "macs" else "FLOPs (fvcore convention)"
     line = (f"{result['model']} x{result['scale']:g}: {result['params']:,} params, "
@@ -305,34 +302,38 @@ def _summary(result: dict) -> str:
     return line
 
 
-def run_cli(args: argparse.Namespace) -> int:
-    from .cli import parse_options
+def run_profile(model: str, scale: float, *, options: dict | None = None, device=None, width: float | None = None,
+                output_size: str | Sequence[int] | None = None, input_size: str | Sequence[int] | None = None,
+                convention: str = "macs", latency: bool = True, precision: str = "fp32", compile: bool = False,
+                json_path: str | None = None, overwrite: bool = False) -> dict:
+    """``lightsr profile`` as a function: build the registered ``model`` at ``scale`` (random weights:
+    the figures do not depend on them), pick its sub-network (``width``, else the one of ``scale`` for
+    width-sliced models), count and time it (:func:`profile_model`) and, with
+    ``json_path``, write the result. Sizes are (H, W) or ``"HxW"``; at most one of them is given
+    (default: 1280x720 output). :func:`summary` is the line the command prints."""
     from .models import build_model
 
-    convention = check_convention(getattr(args, "convention", "macs"))
-    output_size, input_size = _sizes(args)
-    if args.json and Path(args.json).exists() and not args.overwrite:
-        raise LightSRError(f"{args.json} exists; refusing to overwrite it (pass --overwrite)")
-    model = build_model(args.model, args.scale, None, parse_options(args.opt), args.device)
-    if getattr(args, "width", None) is not None:
-        if not hasattr(model, "set_width"):
-            raise LightSRError(f"model {args.model} has no width-sliced sub-networks (--width)")
-        model.set_width(args.width)
-    elif hasattr(model, "set_width") and hasattr(model, "width_for_scale"):
-        model.set_width(model.width_for_scale(args.scale))
+    convention = check_convention(convention)
+    if output_size is not None and input_size is not None:
+        raise LightSRError("give --output-size or --input-size, not both")
+    size_in = _size(input_size, "--input-size")
+    size_out = (720, 1280) if size_in is not None else (_size(output_size, "--output-size") or (720, 1280))
+    if json_path and Path(json_path).exists() and not overwrite:
+        raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
+    net = build_model(model, scale, None, options, device)
+    if width is not None:
+        if not hasattr(net, "set_width"):
+            raise LightSRError(f"model {model} has no width-sliced sub-networks (--width)")
+        net.set_width(width)
+    elif hasattr(net, "set_width") and hasattr(net, "width_for_scale"):
+        net.set_width(net.width_for_scale(scale))
     from .precision import resolve as resolve_precision
 
-    resolve_precision(args.precision, _device(model))  # a bad precision fails before counting
-    result = profile_model(model, args.scale, output_size, latency=not args.no_latency,
-                           convention=convention, input_size=input_size, precision=args.precision,
-                           compile=args.compile)
-    print(_summary(result))
-    if args.json:
+    resolve_precision(precision, _device(net))  # a bad precision fails before counting
+    result = profile_model(net, scale, size_out, latency=latency, convention=convention, input_size=size_in,
+                           precision=precision, compile=compile)
+    if json_path:
         from .checkpoint import write_json
 
-        write_json(args.json, result, overwrite=args.overwrite)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(__import__("lightsr.cli", fromlist=["main"]).main(["profile", *sys.argv[1:]]))
+        write_json(json_path, result, overwrite=overwrite)
+    return result

@@ -27,7 +27,7 @@ import torch
 
 from .errors import LightSRError
 
-__all__ = ["imresize", "cubic", "contributions", "weight_matrix"]
+__all__ = ["imresize", "imresize_rows", "cubic", "contributions", "weight_matrix"]
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
@@ -168,3 +168,50 @@ def imresize(img, scale: float | tuple[float, float] | None = None,
     if integer or np.issubdtype(arr.dtype, np.floating):  # MATLAB: single in -> single out
         return res.astype(arr.dtype)
     return res
+
+
+def imresize_rows(bands, in_hw: tuple[int, int], scale: float, output_size: tuple[int, int], *,
+                  antialias: bool = True, chunk: int = 32):
+    """:func:`imresize` of a float ``(B, C, H, W)`` image that arrives as row bands, yielding output
+    row bands as soon as their input rows are in, with the whole-image call's exact arithmetic.
+
+    ``bands``: an iterable of ``(y0, y1, rows)`` covering input rows ``0 .. H`` in order, ``rows`` of
+    shape ``(B, C, y1 - y0, W)``. Yields ``(o0, o1, out)``, ``out`` of shape ``(B, C, o1 - o0, W')``,
+    at most ``chunk`` output rows each. Each output row takes its taps (:func:`contributions`) from
+    the bands still held, and a band is let go once no later output row reads it, so memory holds
+    about one input band plus a chunk, never the whole image; the taps, weights and their order are
+    the whole-image ones, so the result is the same to the last bit.
+    """
+    (sh, sw), (oh, ow) = _resolve(tuple(in_hw), scale, output_size)
+    idx, wt = _tables(in_hw[0], oh, float(sh), antialias)
+    widx, wwt = _tables(in_hw[1], ow, float(sw), antialias)
+    height_first = sh <= sw  # MATLAB's order; rows are independent along the width either way
+    lo_row, hi_row = idx.min(dim=1).values, idx.max(dim=1).values + 1
+    # the first input row any remaining output row reads: bands ending above it are let go
+    keep_from = torch.flip(torch.cummin(torch.flip(lo_row, (0,)), 0).values, (0,))
+    held: list[tuple[int, int, torch.Tensor]] = []
+    done = 0
+    for y0, y1, rows in bands:
+        if not height_first:
+            rows = _resize_axis(rows, rows.ndim - 1, widx, wwt, None)
+        held.append((y0, y1, rows))
+        del rows
+        while done < oh and int(hi_row[done]) <= y1:
+            end = done + 1
+            while end < min(done + chunk, oh) and int(hi_row[end]) <= y1:
+                end += 1
+            r0, r1 = int(lo_row[done:end].min()), int(hi_row[done:end].max())
+            parts = [t[..., max(r0, a) - a:min(r1, b) - a, :] for a, b, t in held if a < r1 and b > r0]
+            src = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-2)
+            out = _resize_axis(src, src.ndim - 2, idx[done:end] - r0, wt[done:end], None)
+            del src, parts
+            if height_first:
+                out = _resize_axis(out, out.ndim - 1, widx, wwt, None)
+            yield done, end, out
+            done = end
+        if done < oh:  # keep only rows a later output row reads (a copy of them: the band itself goes)
+            k = int(keep_from[done])
+            held = [(a, b, t) if a >= k else (k, b, t[..., k - a:, :].clone()) for a, b, t in held if b > k]
+    if done < oh:
+        raise LightSRError(f"imresize_rows: the bands ended before input row {int(hi_row[done])} "
+                           f"of {in_hw[0]}")

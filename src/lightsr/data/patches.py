@@ -44,7 +44,7 @@ from ..errors import LightSRError
 
 from .benchmark import IMAGE_EXTENSIONS, as_8bit, to_rgb
 
-from ..layers.implicit import make_coord  # one coordinate convention for the package
+from ..layers.coords import make_coord  # one coordinate convention for the package
 
 
 # ----------------------------------------------------------------------------------------------

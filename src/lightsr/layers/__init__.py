@@ -1,2 +1,3 @@
 """Building blocks written once and shared by every model (window partition, attention,
-convolutional attention blocks, up-samplers, implicit heads)."""
+convolutional attention blocks, up-samplers, the coordinates of the arbitrary-scale heads and their
+continuous-model wrapper)."""

@@ -6,24 +6,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import create_model, get_entry, list_models, register_model
+from .registry import create_model, get_entry, list_models, pick_device, register_model
 
 __all__ = ["build_model", "create_model", "get_entry", "list_models", "register_model", "pick_device"]
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` -> cuda when available, else cpu; a clear error for an unavailable device."""
-    from ..errors import LightSRError
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise LightSRError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise LightSRError(f"device {device} requested but no CUDA GPU is available")
-    return dev
 
 
 def build_model(name: str, scale: float | None = None, weights: str | None = None,

@@ -15,7 +15,7 @@ differ, the seed is the default and the code's choice an option:
 
 * RDN widths: seed {0.5, 0.7, 0.9, 1.0}; code 0.7/0.8/0.9/1.0 (``widths="official"``).
 * Reset to the full network with probability p: seed Algorithm 1 line 4 applies it to every
-  group; the code only to the smallest group (``reset="smallest"`` in :func:`anysr_train_step`).
+  group; the code only to the smallest group (``reset_rule="smallest"``; :mod:`lightsr.train.anysr`).
 * The code multiplies the scale token by -1 when 10 * max(s) is odd (``scale_sign_quirk=True``);
   the seed has no such sign.
 * The code's EDSR-AnySR encoder subtracts the DIV2K mean (``mean_shift=True``); the SRNO/LIIF encoders
@@ -29,28 +29,30 @@ scale), ``model.set_width(w)`` (a fixed sub-network; ``None`` restores the mode)
 ``model.active_parameters(scale)`` and ``model.macs(lr_size, scale, width, encoder_only)`` serve
 ``lightsr profile``; Table 3's FLOPs are the encoder's (``encoder_only=True``).
 
-Training (Algorithm 1): :func:`train_step_hook` is the training engine's step hook (sub-network by
-the batch's scale group, reset with probability ``model.reset_p``, unused entries restored after
-the optimiser step); :func:`anysr_train_step` is the same as a self-contained step;
-:func:`init_from_arbitrary` initialises from the trained original (``srno_edsr`` ...).
+Training (Algorithm 1) lives on the training side, :mod:`lightsr.train.anysr` (the engine's step
+hook ``lightsr.train.anysr:train_step_hook``; ``model.reset_p`` / ``model.reset_rule`` configure its
+line 4); :func:`init_from_arbitrary` here initialises from the trained original (``srno_edsr`` ...).
 ArbSR (``anysr_arbsr_*``): its scale-aware adaption blocks stay full width.
 """
 from __future__ import annotations
 
 import copy
-import random
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import LightSRError
-from ..layers.implicit import ArbSRHead, ImplicitSR, LIIFHead, MetaSRHead, SRNOHead, parse_scale
+from ..layers.coords import ImplicitSR, parse_scale
 from ..layers.slimmable import SlimConv2d
+from .arbsr import ArbSRHead
 from .edsr import EDSR
+from .liif import LIIFHead
+from .metasr import MetaSRHead
 from .rdn import RDN
 from .registry import register_model
+from .srno import SRNOHead
 
 SCALE_GROUPS: tuple[tuple[float, ...], ...] = tuple(
     tuple(round(0.1 * k, 1) for k in range(a, b + 1)) for a, b in ((11, 17), (18, 25), (26, 32), (33, 40)))
@@ -62,13 +64,6 @@ def scale_group(scale: float | Sequence[float]) -> int | None:
     """Index t (0-based) of the group S_t holding round(max(s_h, s_w), 1); None outside S."""
     s = round(max(parse_scale(scale)), 1)
     return next((t for t, g in enumerate(SCALE_GROUPS) if s in g), None)
-
-
-def sample_group_scale(rng: random.Random | None = None) -> tuple[int, float]:
-    """Algorithm 1 lines 2-3: t ~ U{1..T}, s ~ S_t (isotropic). Returns (t 0-based, s)."""
-    rng = rng or random
-    t = rng.randrange(len(SCALE_GROUPS))
-    return t, rng.choice(SCALE_GROUPS[t])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -397,98 +392,8 @@ class AnySR(ImplicitSR):
 
 
 # ----------------------------------------------------------------------------------------------
-# Algorithm 1 (training)
+# initialisation from the trained original (Algorithm 1 itself: lightsr.train.anysr)
 # ----------------------------------------------------------------------------------------------
-
-
-def choose_subnet(scale: float | Sequence[float], widths: Sequence[float], p: float = 0.6,
-                  rng: random.Random | None = None, reset: str = "all") -> float:
-    """Algorithm 1 lines 2-4 for a batch of scale s: t = group(s); t <- T with probability p.
-    ``reset="all"`` (seed) resets any group; ``"smallest"`` (official code) only S_1."""
-    rng = rng or random
-    t = scale_group(scale)
-    if t is None:
-        return 1.0
-    if (reset == "all" or t == 0) and rng.random() < p:
-        t = len(widths) - 1
-    return widths[t]
-
-
-class SubnetGuard:
-    """Algorithm 1 line 7, "only Theta_F[1:|Theta_F_t|] are updated": snapshot the width-sliced
-    weights before the optimiser step; :meth:`restore` puts back every entry the last forward did
-    not use (Adam's momentum would otherwise move them even with a zero gradient)."""
-
-    def __init__(self, model: nn.Module):
-        self.slim = {n: m for n, m in model.named_modules() if isinstance(m, SlimConv2d)}
-        self.saved = {n: (m.weight.detach().clone(), None if m.bias is None else m.bias.detach().clone())
-                      for n, m in self.slim.items()}
-
-    @torch.no_grad()
-    def restore(self) -> None:
-        for n, m in self.slim.items():
-            if not hasattr(m, "last_used"):
-                continue
-            wm, bm = m.active_mask()
-            w0, b0 = self.saved[n]
-            m.weight[~wm] = w0[~wm]
-            if bm is not None:
-                m.bias[~bm] = b0[~bm]
-
-
-def anysr_train_step(model: AnySR, batch: dict, optimizer: torch.optim.Optimizer, *, p: float = 0.6,
-                     rng: random.Random | None = None, reset: str = "all",
-                     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.l1_loss,
-                     only_subnet: bool = True) -> dict:
-    """One iteration of Algorithm 1 with a single forward (a self-contained loop body; the training
-    engine uses :func:`train_step_hook` instead).
-
-    ``batch``: ``inp`` (B,3,h,w) in [0,1], ``gt`` (B,3,Hq,Wq) in [0,1], ``coord`` (B,Hq,Wq,2),
-    ``cell`` (B,2), ``scale`` (float or (s_h, s_w), one per batch). The sub-network is chosen by the
-    batch's scale group (reset to the full network with probability ``p``); after the optimiser step
-    every weight entry the sub-network did not use is restored (``only_subnet``). Returns loss, width.
-    """
-    width = choose_subnet(batch["scale"], model.widths, p, rng, reset)
-    model.set_width(width)
-    try:
-        model.train()
-        guard = SubnetGuard(model) if only_subnet else None
-        pred = model(batch["inp"], scale=batch["scale"], coord=batch.get("coord"), cell=batch.get("cell"))
-        loss = loss_fn(pred, batch["gt"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if guard is not None:
-            guard.restore()
-    finally:
-        model.set_width(None)
-    return {"loss": float(loss.detach()), "width": width}
-
-
-def train_step_hook(step: int, model: nn.Module, batch: dict) -> dict:
-    """The training engine's step hook (``TrainConfig.step_hook = "lightsr.models.anysr:train_step_hook"``).
-
-    Before the forward: the batch's scale (one per batch) rounded to 0.1 as the official code feeds
-    the encoder, the sub-network by its group with the reset probability ``model.reset_p`` (rule
-    ``model.reset_rule``), drawn from a per-step RNG so every DDP rank and a resumed run choose the
-    same; after the optimiser step: restore unused entries and return to the inference mode."""
-    m = getattr(model, "module", model)
-    if not isinstance(m, AnySR):
-        raise LightSRError("the AnySR step hook needs an anysr_* model")
-    s = batch["scale"]
-    s = s[0] if isinstance(s, Tensor) and s.dim() == 2 else s
-    pair = tuple(round(float(v), 1) for v in (s.tolist() if isinstance(s, Tensor) else parse_scale(s)))
-    if len(pair) == 1:
-        pair = (pair[0], pair[0])
-    width = choose_subnet(pair, m.widths, m.reset_p, random.Random(1_000_003 * step + 17), m.reset_rule)
-    m.set_width(width)
-    guard = SubnetGuard(m)
-
-    def after_step() -> None:
-        guard.restore()
-        m.set_width(None)
-
-    return {"scale": pair, "after_step": after_step}
 
 
 def init_from_arbitrary(model: AnySR, source: nn.Module | dict | str) -> dict:

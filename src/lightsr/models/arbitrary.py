@@ -1,18 +1,24 @@
-"""Arbitrary-scale models: a backbone's features + an implicit head (lightsr.layers.implicit).
+"""Arbitrary-scale models: a backbone's features + an implicit head (one file per paper: lightsr.models.liif, metasr, srno, arbsr, hiif
+(HIIF-L)).
 
 ``<head>_<backbone>`` for head in liif, metasr, srno, hiif_l, arbsr and backbone in edsr (EDSR-baseline
 encoder, 16 x 64) and rdn (RDN-B encoder). All are continuous (``forward(x, scale=s)`` or
-``forward(x, coord=..., cell=...)``; see :class:`lightsr.layers.implicit.ImplicitSR`).
+``forward(x, coord=..., cell=...)``; see :class:`lightsr.layers.coords.ImplicitSR`).
 Keys: ``encoder.*`` + the official head keys (LIIF ``imnet.*``, SRNO ``conv00/conv0/conv1/fc1/fc2``).
 """
 from __future__ import annotations
 
 from torch import nn
 
-from ..layers.implicit import HIIFL, ArbSRHead, ImplicitSR, LIIFHead, MetaSRHead, SRNOHead
+from ..layers.coords import ImplicitSR
+from .arbsr import ArbSRHead
 from .edsr import EDSR
+from .hiif import HIIFL
+from .liif import LIIFHead
+from .metasr import MetaSRHead
 from .rdn import RDN
 from .registry import register_model
+from .srno import SRNOHead
 
 HEADS = {
     "liif": (LIIFHead, "Chen et al., CVPR 2021 (LIIF)"),

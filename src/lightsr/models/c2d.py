@@ -13,57 +13,18 @@ differs, see its "Read first"):
 * eq. 6: window reverse, crop, LN(Linear(C/2 -> C)); then the skip and the backbone's FFN;
 * eq. 1: decoder input F_l^d = Conv1x1([O_{l+1}^d, O_l^e]); windows [64, 32, 8, 8, 32, 64].
 
-Open choices and the decision (C = 60, 4 blocks x 6 layers, FFN hidden 120)
----------------------------------------------------------------------------
-The seed leaves open the form of the "MLP" (eq. 3), the norm placement and how many 1x1 fusions a
-6-layer block has (with encoder L + 1 and decoder L layers, 6 layers are 3 + 1 bottom + 2: the two
-decoder layers can both be fused, or only the outermost). All 12 combinations were counted
-(params; MACs = ``torch.utils.flop_counter`` total / 2 at 320x180 -> 1280x720, x4):
-
-=================================  ===================  ===================
-MLP / norm / fusions per block      SwinIR-C2D x4        SRFormer-C2D x4
-=================================  ===================  ===================
-Linear(62->60), post, 2             739,308 / 44.66 G    814,188 / 48.80 G
-Linear(62->60), post, 1             710,268 / 43.00 G    785,148 / 47.14 G
-Lin-GELU-Lin, post, 2               827,148 / 49.89 G    902,028 / 54.04 G
-Lin-GELU-Lin, post, 1               798,108 / 48.23 G    872,988 / 52.38 G
-HiT DFE(62->60), post, 2            807,564 / 48.67 G    882,444 / 52.82 G
-**HiT DFE(62->60), post, 1**        **778,524 / 47.01 G**  **853,404 / 51.16 G**
-(pre-norm: +2,880 params, same MACs)
-paper (Table 1)                     775 K / 52.7 G       849 K / 57.0 G
-=================================  ===================  ===================
-
-Chosen: **MLP = HiT's DFE** (``layers.attention.DFE``: Conv1x1(C+2 -> 12) - LReLU - Conv3x3 -
-LReLU - Conv1x1(12 -> C), gated by Conv1x1(C+2 -> C); the module HiET's MLP takes the place of in
-HiT's SCC), **post-norm** (HiT's; eq. 6's LN is the attention's output norm, then
-``x + LN2(FFN(x))``), **one 1x1 fusion per block** (the outermost skip, [d1, e0] -> the last
-64-window layer; ``skips=2`` fuses [d2, e1] before the 32-window decoder layer too). It is the only
-combination within 2 % of every Table 1 parameter count (+0.45 .. +0.55 %, all 6 models), it keeps
-C2D smaller than HiT-SIR/HiT-SRF (791,540 / 866,420) as Table 1 says, and it reproduces Table 2's
-parameter deltas for v2.2 (+45,672 vs +46 K) and v3.1 (-29,040 vs -29 K = 4 fusions).
-
-FLOPs fall short of Table 1 by 7.9-10.8 % (47.0 G vs 52.7 G at x4). No seed-conformant combination reaches
-both targets: every weight layer costs one MAC per parameter per token, and with CSC at C/2 the
-only parameter-free compute is 1,800 MACs per token, so ~6 G of parameter-free work would be
-needed that the seed's equations do not contain (the paper's FLOPs look like HiT's S-SC + C-SC
-cost; the full-width-CSC reading of design section 4.3 d reaches them but contradicts eqs. 4-5).
-Designs closer in FLOPs (Lin-GELU-Lin with 2 fusions: -5.3 %) miss the parameters by +6.7 %.
-
-Counts of the chosen design (asserted in tests/test_c2d.py):
-
-=========  =========  =========  =========  ==========  =========  =========
-model      x2 params  x3 params  x4 params  x2 MACs     x3 MACs    x4 MACs
-=========  =========  =========  =========  ==========  =========  =========
-SwinIR     759,048    767,163    778,524    183.23 G    83.12 G    47.01 G
-SRFormer   833,928    842,043    853,404    199.81 G    90.50 G    51.16 G
-paper      755/763/775 K (Swin), 830/838/849 K (SRF); FLOPs 201.2/90.6/52.7, 218.4/98.3/57.0 G
-=========  =========  =========  =========  ==========  =========  =========
-
-Ablations of Table 2 (builder options, SRFormer-C2D x4; ours vs paper):
-``hie=False`` -3,456 / -0.21 G (-2 K / -0.3 G); ``attention="scc"`` +45,672 / +5.88 G with the
-shared re-associated S-SC, +8.38 G with the literal (Q V'^T + P) V' (+46 K / +9.2 G); ``unet=False`` -29,040 / -1.66 G (-29 K / -3.4 G); ``windows=[32,16,8,8,16,32]``,
-``[8,32,64,64,32,8]``: 0 / 0.00 G (0 / -0.7 G, 0 / 0); ``windows=[64]*6``: 0 / +0.17 G (0 / +1.6 G).
-At 320x180 the window orders differ only through padding (180 -> 184 for 8, -> 192 for 16..64).
+The choice (C = 60, 4 blocks x 6 layers, FFN hidden 120)
+--------------------------------------------------------
+The seed leaves open the form of the eq. 3 "MLP", the norm placement and how many 1x1 fusions a
+6-layer block has. Chosen: **MLP = HiT's DFE** (``layers.attention.DFE``: Conv1x1(C+2 -> 12) -
+LReLU - Conv3x3 - LReLU - Conv1x1(12 -> C), gated by Conv1x1(C+2 -> C)), **post-norm** (HiT's;
+eq. 6's LN is the attention's output norm, then ``x + LN2(FFN(x))``), **one 1x1 fusion per block**
+(the outermost skip, [d1, e0] -> the last 64-window layer; ``skips=2`` fuses [d2, e1] too): the only
+combination within 2 % of every Table 1 parameter count. FLOPs fall short of Table 1 by 7.9-10.8 %.
+Counts: SwinIR-C2D 759,048 / 767,163 / 778,524 params (x2 / x3 / x4), SRFormer-C2D 833,928 /
+842,043 / 853,404 (asserted in tests/test_c2d.py). The 12 combinations counted, why no
+seed-conformant design reaches the FLOPs, and the Table 2 ablation deltas: results/c2d.md,
+"Design notes".
 
 Options of ``swinir_c2d`` / ``srformer_c2d`` (``--opt key=value``): ``hie`` (bool), ``attention``
 (csc | scc), ``unet`` (bool), ``windows`` (list), ``skips`` (0..L, None = all), ``mlp`` (linear |
@@ -83,7 +44,7 @@ Reuse (MambaIRv2-C2D)
   Conv([d1, e0]) -> 64.
 
 Stage 1 / stage 2: ``swinir_c2d_hiif`` / ``srformer_c2d_hiif`` = the same backbone
-(``upsample=None``) + ``layers.implicit.HIIFL`` in ``ImplicitSR`` (keys ``encoder.*``);
+(``upsample=None``) + ``models.hiif.HIIFL`` in ``layers.coords.ImplicitSR`` (keys ``encoder.*``);
 :func:`init_from_stage1` copies f_S, f_D into the discrete model (eq. 10).
 """
 from __future__ import annotations
@@ -343,7 +304,8 @@ def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
 
 
 def _continuous(ffn: str, head_opts: dict | None = None, **opts):
-    from ..layers.implicit import HIIFL, ImplicitSR
+    from ..layers.coords import ImplicitSR
+    from .hiif import HIIFL
     backbone = c2d_backbone(1, ffn, upsample=None, **opts)
     return ImplicitSR(backbone, HIIFL(backbone.dim, **(head_opts or {})), norm=None)
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layers.implicit import SAAdapt
+from ..layers.skeleton import DIV2K_MEAN  # the one copy: the RGB mean of DIV2K
 from ..layers.upsample import Upsample
+from .arbsr import SAAdapt
 from .registry import register_model
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 class MeanShift(nn.Module):

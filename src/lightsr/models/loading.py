@@ -47,9 +47,9 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from ..checkpoint import DERIVED_BUFFERS, check_state_dict, read_metadata, read_state_dict
+from ..checkpoint import check_state_dict, is_derived, read_metadata, read_state_dict
 from ..errors import LightSRError
-from .registry import create_model, get_entry, list_models
+from .registry import create_model, get_entry, list_models, pick_device
 
 __all__ = ["Descriptor", "detect", "describe", "read_any_state_dict", "resolve", "PREFER"]
 
@@ -358,15 +358,20 @@ def _skeleton_scale(s: _Shapes, prefix: str) -> int | None:
 
 
 def _hiif_head(s: _Shapes, in_dim: int) -> dict:
-    """HIIF-L head options that change its weights (``dim``, ``heads``), non-default only."""
-    dim, heads = s.out("mlp0.fc1.weight"), s.out("attn.kln.weight")
-    default_heads = next(h for h in (6, 4, 2, 1) if dim % h == 0)
-    opts = {}
-    if dim != in_dim:
-        opts["dim"] = dim
-    if heads != default_heads:
-        opts["heads"] = heads
-    return opts
+    """HIIF-L head options that change its weights (models/hiif.py), non-default only: ``dim`` (the
+    first MLP's output), ``heads`` (dim / the width of the per-head K LayerNorm), ``hidden``,
+    ``levels`` (MLPs), ``freq`` (the 3x3 conv on F_D) and ``blocks`` (attention blocks)."""
+    from .hiif import default_heads
+
+    dim = s.out("fc_layers.0.fc2.weight")
+    head_dim = s.out("attn.0.kln.weight")
+    if head_dim < 1 or dim % head_dim:
+        raise _Miss(f"HIIF-L attention width {dim} is not a multiple of its head width {head_dim}")
+    found = {"dim": dim, "heads": dim // head_dim, "hidden": s.out("fc_layers.0.fc1.weight"),
+             "levels": s.count("fc_layers.{}.fc1.weight"), "freq": "freq.weight" in s,
+             "blocks": s.count("attn.{}.qkv_proj.weight")}
+    return _nondefault(found, {"dim": in_dim, "heads": default_heads(dim), "hidden": 256, "levels": 3,
+                               "freq": True, "blocks": 1})
 
 
 def _transformer(s: _Shapes) -> list[Guess]:
@@ -455,7 +460,8 @@ def _skeleton(s: _Shapes) -> list[Guess]:
     return _transformer(s)
 
 
-@_detector("C2D continuous twin (HIIF-L)", *("encoder." + k for k in _SKELETON), "mlp0.fc1.weight", "attn.kln.weight")
+@_detector("C2D continuous twin (HIIF-L)", *("encoder." + k for k in _SKELETON), "fc_layers.0.fc1.weight",
+           "attn.0.kln.weight")
 def _skeleton_twin(s: _Shapes) -> list[Guess]:
     return _c2d(s, "encoder.")
 
@@ -472,7 +478,7 @@ def _implicit_head(s: _Shapes, in_dim: int) -> tuple[str, dict]:
     if "conv00.weight" in s:
         width, heads = s.out("conv00.weight"), s.out("conv0.kln.weight")
         return "srno", _nondefault({"width": width, "heads": heads}, {"width": 256, "heads": 16})
-    if "mlp0.fc1.weight" in s:
+    if "fc_layers.0.fc1.weight" in s:
         return "hiif_l", _hiif_head(s, in_dim)
     if "imnet.layers.0.weight" in s:
         first = s.shape("imnet.layers.0.weight")
@@ -486,7 +492,7 @@ def _implicit_head(s: _Shapes, in_dim: int) -> tuple[str, dict]:
         opts = _nondefault({"hidden": hidden, "feat_unfold": unfold, "cell_decode": cell},
                            {"hidden": (256,) * 4, "feat_unfold": True, "cell_decode": True})
         return "liif", opts
-    raise _Miss("no implicit head (imnet.* LIIF/MetaSR, conv00 SRNO, mlp0 HIIF-L, sa_upsample ArbSR)")
+    raise _Miss("no implicit head (imnet.* LIIF/MetaSR, conv00 SRNO, fc_layers HIIF-L, sa_upsample ArbSR)")
 
 
 def _anysr_ase(s: _Shapes, fc1: str, c_in: int, lam_default: int) -> dict:
@@ -579,7 +585,7 @@ def _pattern(key: str) -> str:
 
 
 def _relevant(keys) -> set[str]:
-    return {_pattern(k) for k in keys if k.rsplit(".", 1)[-1] not in DERIVED_BUFFERS}
+    return {_pattern(k) for k in keys if not is_derived(k)}
 
 
 @lru_cache(maxsize=1)
@@ -724,8 +730,6 @@ def resolve(spec: str | os.PathLike | None = None, weights: str | os.PathLike | 
     A name without weights loads the weights shipped with lightsr for that scale if there are some
     (``shipped=True``), else the model keeps its random initialisation (``descriptor.source`` None).
     """
-    from . import pick_device
-
     options = dict(options or {})
     name: str | None = None
     if spec is not None and _is_path(spec):
@@ -769,19 +773,3 @@ def resolve(spec: str | os.PathLike | None = None, weights: str | os.PathLike | 
                            None if weights is None else str(weights), detected=False)
     desc.params = params
     return model.eval().to(pick_device(device)), desc
-
-
-# ---------------------------------------------------------------------------------------------
-# `lightsr info FILE [--json]`
-# ---------------------------------------------------------------------------------------------
-
-
-def run_cli(args) -> int:
-    from ..checkpoint import json_text
-
-    desc = describe(args.file)
-    if args.json:
-        print(json_text(desc.to_json()))
-    else:
-        print(desc.summary())
-    return 0

@@ -48,31 +48,13 @@ of the layer's own window, MLP, Q/V = the two C/2 halves, CSC, Linear(C/2 -> C) 
 U-Net blocks (eq. 1, ``c2d.HiETBlock``) of 5 layers with windows [64, 32, 8, 32, 64] (encoder
 3 layers, decoder 2); no global padding (each HiET attention pads to its window).
 
-Open choices, all combinations counted (params x2 / x3 / x4; MACs = FlopCounterMode total / 2 +
-scan at 320x180 -> 1280x720, x4; commands in results/mambairv2.md):
-
-====================  ===========================  ==========
-eq. 3 MLP, fusions    params x2 / x3 / x4           MACs x4
-====================  ===========================  ==========
-Linear, 0             583,932 / 590,427 / 599,520  35.31 G
-Linear, 1             602,556 / 609,051 / 618,144  36.37 G
-Linear, 2             621,180 / 627,675 / 636,768  37.43 G
-Lin-GELU-Lin, 0       630,972 / 637,467 / 646,560  38.12 G
-Lin-GELU-Lin, 1       649,596 / 656,091 / 665,184  39.18 G
-Lin-GELU-Lin, 2       668,220 / 674,715 / 683,808  40.24 G
-DFE, 0                622,892 / 629,387 / 638,480  37.60 G
-**DFE, 1**            **641,516 / 648,011 / 657,104**  **38.66 G**
-DFE, 2                660,140 / 666,635 / 675,728  39.72 G
-paper                 631K / 638K / 647K           40.0 G
-====================  ===========================  ==========
-
 Chosen: **HiT's DFE as the eq. 3 MLP and one 1x1 skip fusion per block** (the outermost,
 Conv1x1([d1, e0]) before the last 64-window layer), the same design ``c2d.py`` chose for
-SwinIR-/SRFormer-C2D, so the three C2D models share one HiET definition. It is within 2 % of all
-three parameter counts (+1.6 %) and within 5 % of the FLOPs (-3.3 %); of the U-Net readings only
-"Linear, 2" also fits the parameters (-1.6 %) but misses the FLOPs (-6.4 %), and "Lin-GELU-Lin, 0"
-fits both but has no U-Net fusion at all. Options: ``mlp`` (linear | mlp | dfe), ``skips``
-(0..2), ``windows``, ``route``, ``stable_sort``, ``scan_impl``.
+SwinIR-/SRFormer-C2D, so the three C2D models share one HiET definition: 641,516 / 648,011 /
+657,104 params (x2 / x3 / x4, +1.6 %), 38.66 G MACs at x4 (-3.3 %). The 9 MLP x fusion
+combinations counted and why the others were rejected: results/mambairv2.md, "Design notes".
+Options: ``mlp`` (linear | mlp | dfe), ``skips`` (0..2), ``windows``, ``route``, ``stable_sort``,
+``scan_impl``.
 """
 from __future__ import annotations
 
@@ -361,7 +343,8 @@ def mambairv2_c2d(scale: int = 4, **opts) -> nn.Module:
 def mambairv2_c2d_hiif(max_queries: int = 65536, head_opts: dict | None = None, **opts) -> nn.Module:
     """MambaIRv2-C2D stage-1 twin: the same backbone + HIIF-L (seed 000 eqs. 7-9); continuous scale.
     Stage 2 copies its backbone into ``mambairv2_c2d`` with ``c2d.init_from_stage1`` (eq. 10)."""
-    from ..layers.implicit import HIIFL, ImplicitSR
+    from ..layers.coords import ImplicitSR
+    from .hiif import HIIFL
 
     backbone = mambairv2_c2d_backbone(1, upsample=None, **opts)
     model = ImplicitSR(backbone, HIIFL(backbone.dim, **(head_opts or {})), norm=None)

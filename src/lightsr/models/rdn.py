@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..layers.implicit import SAAdapt
+from .arbsr import SAAdapt
 from .registry import register_model
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 from torch import nn
 
 from ..errors import LightSRError
@@ -110,6 +111,19 @@ def list_models(pattern: str | None = None) -> list[str]:
     _discover()
     names = sorted(_REGISTRY)
     return [n for n in names if pattern is None or pattern.lower() in n]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` -> cuda when available, else cpu; a clear error for an unavailable device."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise LightSRError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise LightSRError(f"device {device} requested but no CUDA GPU is available")
+    return dev
 
 
 def create_model(name: str, scale: float | None = None, **options: Any) -> nn.Module:

@@ -26,13 +26,14 @@ sub-network width there; ``"scale"`` in it replaces the scale passed to a contin
 ``"after_step"``: a callable run right after the optimiser step (AnySR line 7 restores the weight
 entries the sub-network did not use). The scale *distribution* is data, chosen by
 ``TrainConfig.scale_schedule`` (see :mod:`.recipes`).
+
+The configuration and its schedules are in :mod:`.config`, the torchrun set-up in
+:mod:`.distributed`, AnySR's step hook in :mod:`.anysr`; ``lightsr train`` is :mod:`lightsr.cli.train`.
 """
 from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
-import importlib
 import json
 import math
 import os
@@ -40,9 +41,8 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -51,102 +51,14 @@ from torch import nn
 from .. import precision as precision_mod
 from ..checkpoint import json_text
 from ..errors import LightSRError
+from .config import TrainConfig, lr_at, resolve, same_hook
+from .distributed import Dist, setup_distributed
 from .losses import get_loss
 
-# ----------------------------------------------------------------------------------------------
-# configuration
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on. Milestones / warm-up below 1 are fractions of ``iters``."""
-
-    model: str = "rdb_esa"
-    scale: float = 2  # fixed-scale models: the scale; continuous: the validation scale
-    options: dict = field(default_factory=dict)
-    train_dirs: list = field(default_factory=list)
-    val_dir: str | None = None  # None: validate on ``holdout`` images held aside from the training folders
-    holdout: int = 10  # images of the first training folder kept out of training for validation
-    out: str = "runs/train"
-    # data
-    lr_patch: int = 48  # LR patch side (HR = scale x LR)
-    batch_size: int = 16  # per process
-    repeat: int = 1  # an epoch visits every image `repeat` times
-    iters: int | None = None
-    epochs: float | None = None  # converted to iters when iters is None
-    scale_min: float = 1.0  # continuous models
-    scale_max: float = 4.0
-    scale_mode: str = "batch"  # "batch": one scale per step; "sample": one per sample (C2D, LIIF)
-    queries: str = "fast"  # "fast" grid of lr_patch^2 HR queries, or "full" HR patch
-    scale_schedule: str | None = None  # "module:function" -> f(rng, step) -> scale; None = U(min, max)
-    augment: bool = True
-    cache_dir: str | None = "~/.cache/lightsr/train"  # LR of fixed-scale training images; None = memory only
-    # optimisation
-    loss: str = "l1"
-    optimizer: str = "adam"
-    lr: float = 2e-4
-    betas: tuple = (0.9, 0.99)
-    weight_decay: float = 0.0
-    schedule: str = "multistep"  # multistep | cosine | constant
-    milestones: list = field(default_factory=lambda: [0.5, 0.8, 0.9, 0.95])
-    gamma: float = 0.5
-    warmup: float = 0  # iterations (or fraction) of linear warm-up from warmup_start_lr
-    warmup_start_lr: float = 0.0
-    min_lr: float = 1e-6  # cosine floor
-    clip_grad: float = 0.0  # max global grad norm; 0 = off
-    ema: float = 0.0  # EMA decay (0.999 in BasicSR recipes); 0 = off
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (lightsr.precision); auto = bf16 where native
-    amp: str = "none"  # legacy spelling of precision: none | bf16 | fp16
-    # initialisation (stage 2 / warm start)
-    init: str | None = None
-    # module prefixes of the up-sampling head (may differ at --init); ``model.head_prefixes`` wins
-    init_head: tuple = ("upsample", "upsampler", "conv_last", "tail", "conv_up", "conv_hr")
-    step_hook: str | None = None
-    # bookkeeping
-    seed: int = 0
-    deterministic: bool = False
-    workers: int = 0
-    device: str | None = None
-    val_every: int = 1000
-    save_every: int = 1000
-    log_every: int = 50
-    keep: int = 2  # step checkpoints kept
-    stop_after: int | None = None  # stop (with a checkpoint) after this many steps in this run
-    time_limit: float | None = None  # minutes; stop (with a checkpoint) when exceeded
-    progress: bool = True
-
-    # keys that may change between a run and its resumption
-    RUNTIME_KEYS = ("cache_dir", "workers", "device", "stop_after", "time_limit", "progress", "val_every",
-                    "log_every", "save_every", "keep", "val_dir", "out", "train_dirs")
-
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        d["init_head"] = list(self.init_head)
-        return d
-
+__all__ = ["Trainer", "TrainConfig", "EMA", "init_from", "lr_at", "validate_psnr", "train", "Dist", "setup_distributed"]
 
 # ----------------------------------------------------------------------------------------------
 # small pieces
-
-
-def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
-    """Learning rate of update ``step`` (0-based) out of ``total``: a pure function, so resume is exact."""
-    warm = _as_iters(cfg.warmup, total)
-    if step < warm:
-        return cfg.warmup_start_lr + (cfg.lr - cfg.warmup_start_lr) * step / warm
-    if cfg.schedule == "cosine":
-        t = (step - warm) / max(1, total - warm)
-        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
-    if cfg.schedule == "multistep":
-        return cfg.lr * cfg.gamma ** sum(step >= _as_iters(m, total) for m in cfg.milestones)
-    if cfg.schedule == "constant":
-        return cfg.lr
-    raise LightSRError(f"unknown schedule {cfg.schedule!r}; choose multistep, cosine or constant")
-
-
-def _as_iters(v: float, total: int) -> int:
-    return int(round(v * total)) if 0 < v < 1 else int(v)
 
 
 class EMA:
@@ -173,17 +85,6 @@ class EMA:
             e.copy_(b)
 
 
-def resolve(spec: str, what: str) -> Any:
-    """``"package.module:name"`` -> the object."""
-    if ":" not in spec:
-        raise LightSRError(f"{what} must be 'module:function', got {spec!r}")
-    mod, name = spec.split(":", 1)
-    try:
-        return getattr(importlib.import_module(mod), name)
-    except (ImportError, AttributeError) as exc:
-        raise LightSRError(f"{what} {spec!r} is not available: {exc}") from None
-
-
 def _rng_state() -> dict:
     st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -204,10 +105,10 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
     name and shape) except those under a head prefix (``head``, or ``model.head_prefixes``), which may
     be missing or of another shape and keep their fresh initialisation; checkpoint tensors of a
     dropped head are ignored. A checkpoint of a continuous stage-1 model (``encoder.*`` keys plus an
-    implicit head, :class:`~lightsr.layers.implicit.ImplicitSR`) gives its ``encoder.*`` tensors
+    implicit head, :class:`~lightsr.layers.coords.ImplicitSR`) gives its ``encoder.*`` tensors
     (C2D eq. 10: f_S and f_D from stage 1) and drops the implicit head.
     Returns a report ``{"loaded", "head_kept", "dropped"}``; anything else that differs is an error."""
-    from ..checkpoint import read_state_dict
+    from ..checkpoint import fit_state_dict, read_state_dict
 
     p = Path(path)
     if p.is_dir():  # a run directory: its final / best weights
@@ -230,20 +131,10 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
         dropped_head = [k for k in sd if not k.startswith("encoder.")]
         sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
 
-    def is_head(k: str) -> bool:
-        return any(k == h or k.startswith(h + ".") for h in head)
-
-    loaded, kept, bad = {}, [], []
-    for k, v in own.items():
-        if k in sd and tuple(sd[k].shape) == tuple(v.shape):
-            loaded[k] = sd[k]
-        elif is_head(k):
-            kept.append(k)
-        elif k.rsplit(".", 1)[-1] not in ("relative_position_index", "attn_mask"):
-            bad.append(k if k not in sd else f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}")
-    dropped = [k for k in sd if k not in own]
-    bad_dropped = [k for k in dropped if not is_head(k)]
-    dropped += dropped_head
+    fit = fit_state_dict(model, sd, free=head)
+    loaded, kept = fit.tensors, fit.free_missing
+    bad, bad_dropped = fit.missing + fit.shapes, fit.unexpected
+    dropped = fit.unexpected + fit.free_unexpected + dropped_head
     if bad or bad_dropped:
         what = []
         if bad:
@@ -253,62 +144,6 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
         raise LightSRError(f"--init {p} does not fit this model outside its head: " + "; ".join(what))
     model.load_state_dict(loaded, strict=False)
     return {"loaded": len(loaded), "head_kept": kept, "dropped": dropped, "path": str(p)}
-
-
-# ----------------------------------------------------------------------------------------------
-# distributed
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def on(self) -> bool:
-        return self.world > 1
-
-    def barrier(self) -> None:
-        if self.on:
-            torch.distributed.barrier()
-
-    def mean(self, x: float, device) -> float:
-        if not self.on:
-            return x
-        t = torch.tensor([x], dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(t)
-        return float(t.item()) / self.world
-
-    def any(self, flag: bool, device) -> bool:
-        if not self.on:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-
-def setup_distributed(device: str | None) -> tuple[Dist, torch.device]:
-    """torchrun's environment -> process group (nccl on GPU, gloo on CPU) and this rank's device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LightSRError(f"device {device} requested but no CUDA GPU is available")
-        if world > 1:
-            dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank, world, local), dev
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,7 +217,8 @@ class Trainer:
         if self.resume and cfg_path.is_file():
             old = json.loads(cfg_path.read_text())
             new = self.cfg.to_json()
-            diff = [k for k in new if k not in TrainConfig.RUNTIME_KEYS and k in old and old[k] != new[k]]
+            diff = [k for k in new if k not in TrainConfig.RUNTIME_KEYS and k in old and old[k] != new[k]
+                    and not (k == "step_hook" and same_hook(old[k], new[k]))]
             if diff:
                 shown = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff[:3])
                 raise LightSRError(f"--resume: settings differ from the run in {self.out} ({shown}); "
@@ -824,58 +660,13 @@ def _mean_psnr(res: dict) -> float:
 
 
 # ----------------------------------------------------------------------------------------------
-# command line
+# a whole run
 
 
-def config_from_args(args) -> TrainConfig:
-    """Recipe defaults, then the flags given on the command line."""
-    from .recipes import get_recipe
-
-    if args.recipe:
-        cfg = get_recipe(args.recipe, scale=args.scale)
-    elif args.model in (None, "rdb_esa"):  # the study-notes command names no model: its network
-        cfg = get_recipe("rdb_esa", scale=args.scale)
-    else:
-        cfg = TrainConfig(out="")
-    if args.model:
-        cfg.model = args.model
-    if args.scale is not None:
-        cfg.scale = args.scale
-    simple = {"val_dir": "val_dir", "out": "out", "iters": "iters", "epochs": "epochs", "batch_size": "batch_size",
-              "lr": "lr", "device": "device", "workers": "workers", "seed": "seed", "init": "init",
-              "loss": "loss", "amp": "amp", "ema": "ema", "clip_grad": "clip_grad", "val_every": "val_every",
-              "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
-              "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
-              "precision": "precision", "holdout": "holdout", "keep": "keep"}
-    for a, k in simple.items():
-        v = getattr(args, a, None)
-        if v is not None:
-            setattr(cfg, k, v)
-    if args.train_dir:
-        cfg.train_dirs = list(args.train_dir)
-    if args.patch_size is not None:  # study-notes form: the HR patch side
-        s = int(cfg.scale)
-        if args.patch_size % s:
-            raise LightSRError(f"--patch_size {args.patch_size} is not a multiple of the scale {s}")
-        cfg.lr_patch = args.patch_size // s
-    if args.lr_patch is not None:
-        cfg.lr_patch = args.lr_patch
-    if args.deterministic:
-        cfg.deterministic = True
-    if args.no_progress:
-        cfg.progress = False
-    if args.opt:
-        from ..cli import parse_options
-
-        cfg.options = {**cfg.options, **parse_options(args.opt)}
-    if not cfg.out:
-        cfg.out = f"runs/{cfg.model}_x{cfg.scale:g}"
-    return cfg
-
-
-def run_cli(args) -> int:
-    cfg = config_from_args(args)
-    trainer = Trainer(cfg, resume=args.resume)
+def train(cfg: TrainConfig, resume: bool = False, model: nn.Module | None = None) -> dict:
+    """``lightsr train`` as a function: ``Trainer(cfg, model, resume).fit()``, a one-line report on
+    stderr, and the process group closed under torchrun. Returns :meth:`Trainer.fit`'s result."""
+    trainer = Trainer(cfg, model=model, resume=resume)
     res = trainer.fit()
     if trainer.dist.main:
         msg = f"lightsr train: {res['step']}/{res['total']} steps in {res['seconds']:.0f} s"
@@ -884,11 +675,4 @@ def run_cli(args) -> int:
         print(msg + f"; run directory {cfg.out}", file=sys.stderr)
     if trainer.dist.on:
         torch.distributed.destroy_process_group()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lightsr.train.engine ...`` (= ``lightsr train ...``), for torchrun scripts."""
-    from ..cli import main as cli_main
-
-    return cli_main(["train", *(argv if argv is not None else sys.argv[1:])])
+    return res

@@ -1,4 +1,4 @@
-"""Training recipes: small presets of :class:`~lightsr.train.engine.TrainConfig`, one function each.
+"""Training recipes: small presets of :class:`~lightsr.train.config.TrainConfig`, one function each.
 
 ``lightsr train --recipe NAME`` starts from one of these; every flag given on the command line
 overrides it. Iteration counts are the papers' (DIV2K, one or more GPUs); on other data or budgets
@@ -24,7 +24,7 @@ name                   what
                        (``--init``), 1000k iterations, ``L_s2 = L1 + KL`` (eq. 5), else as stage 1
 ``anysr``              AnySR (seed 002, Algorithm 1): SRNO on EDSR-baseline, one scale per step
                        sweeping 1 -> 4.1 by 0.1, LR 128, Adam 1e-5 halved at epochs 200/400 of 500;
-                       the per-step sub-network choice is the hook ``lightsr.models.anysr:train_step_hook``
+                       the per-step sub-network choice is the hook ``lightsr.train.anysr:train_step_hook``
 =====================  ==========================================================================
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import LightSRError
-from .engine import TrainConfig
+from .config import TrainConfig
 
 TRAIN_DIRS = ["../shared/data/train/BSDS400", "../shared/data/train/T91"]
 VAL_DIR = None  # validation on 10 images held out of the first training folder (never a benchmark set)
@@ -125,7 +125,7 @@ def anysr(scale: float = 4, backbone: str = "edsr") -> TrainConfig:
                        lr_patch=128, batch_size=32 if backbone == "edsr" else 16, iters=250_000,
                        scale_min=1.0, scale_max=4.1, scale_mode="batch", queries="fast",
                        scale_schedule="lightsr.train.recipes:AnySRSweep",
-                       step_hook="lightsr.models.anysr:train_step_hook", loss="l1", optimizer="adam", lr=1e-5,
+                       step_hook="lightsr.train.anysr:train_step_hook", loss="l1", optimizer="adam", lr=1e-5,
                        betas=(0.9, 0.999), schedule="multistep", milestones=[100_000, 200_000], gamma=0.5,
                        out=f"runs/anysr_{backbone}")
 

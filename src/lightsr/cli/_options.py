@@ -1,0 +1,59 @@
+"""Flags shared by several commands, and their mapping to builder keyword arguments."""
+from __future__ import annotations
+
+import argparse
+import ast
+
+from ..errors import LightSRError
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """``["hie=false", "windows=[32,16,8,8,16,32]"]`` -> ``{"hie": False, "windows": [...]}``."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise LightSRError(f"--opt expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        low = v.strip().lower()
+        if low in ("true", "false"):
+            out[k.strip()] = low == "true"
+        else:
+            try:
+                out[k.strip()] = ast.literal_eval(v)
+            except (ValueError, SyntaxError):
+                out[k.strip()] = v
+    return out
+
+
+def resource_args(p: argparse.ArgumentParser) -> None:
+    """AnySR's any-resource inference (seed 002): which width-sliced sub-network runs."""
+    g = p.add_argument_group("AnySR sub-network (anysr_* models)")
+    g.add_argument("--width", type=float, default=None, help="run the sub-network of this width (0, 1]")
+    g.add_argument("--max-gflops", type=float, default=None,
+                   help="the widest sub-network whose MACs for this image stay under G x 1e9")
+    g.add_argument("--full-net", action="store_true", help="full network at every scale (double-dagger mode)")
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """``--opt`` items plus the dedicated AnySR flags, as builder keyword arguments."""
+    opts = parse_options(getattr(args, "opt", None))
+    if getattr(args, "width", None) is not None:
+        opts["width"] = args.width
+    if getattr(args, "max_gflops", None) is not None:
+        opts["max_gflops"] = args.max_gflops
+    if getattr(args, "full_net", False):
+        opts["mode"] = "full"
+    return opts
+
+
+def model_args(p: argparse.ArgumentParser, scale_required: bool = False, model_required: bool = True) -> None:
+    p.add_argument("--model", required=model_required, help="registered model name (`lightsr list-models`)"
+                   + ("" if model_required else "; default: read from --weights (its keys and shapes)"))
+    p.add_argument("--scale", type=float, required=scale_required, default=None, help="up-scaling factor")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+
+def figure_args(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help=f"{example}.png, .svg or .pdf")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")

@@ -1,0 +1,123 @@
+"""``lightsr train``: a recipe plus the flags given -> :class:`~lightsr.train.config.TrainConfig` ->
+:func:`lightsr.train.engine.train`. ``torchrun --nproc_per_node N -m lightsr train ...`` runs it under DDP;
+scripts that register their own models first call :func:`main` with the train flags."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import LightSRError
+from ._options import parse_options
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model (recipes, resume, torchrun)",
+                       description="Train a model: `lightsr train --recipe NAME` or the study-notes form "
+                       "`lightsr train --train_dir DIR --val_dir DIR --scale 2 --epochs 100 --batch_size 16 "
+                       "--patch_size 128`. Flags override the recipe. Same command under `torchrun "
+                       "--nproc_per_node N -m lightsr train ...` for DDP (batch size is per process).")
+
+    def flag(name: str, **kw) -> None:  # --study_notes_spelling and --dash-spelling alike
+        names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        p.add_argument(*names, dest=name, **kw)
+
+    flag("recipe", help="preset (lightsr.train.recipes): rdb_esa, c2d_stage1, c2d_stage2, c2d_discrete, "
+         "hasn_stage1, hasn_stage2, anysr")
+    flag("model", help="registered model name (default: the recipe's, else rdb_esa)")
+    flag("scale", type=float, help="scale of a fixed-scale model; validation scale of a continuous one")
+    flag("opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
+    flag("train_dir", nargs="+", metavar="DIR", help="folder(s) of HR training images")
+    flag("val_dir", metavar="DIR", help="folder of HR images for validation PSNR (Y, shave = scale)")
+    flag("out", metavar="DIR", help="run directory (an existing one needs --resume)")
+    flag("resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    flag("iters", type=int, help="total iterations")
+    flag("epochs", type=float, help="total epochs (when --iters is not given)")
+    flag("batch_size", type=int, help="batch size per process")
+    flag("patch_size", type=int, help="HR patch side (LR patch = patch_size / scale)")
+    flag("lr_patch", type=int, help="LR patch side (alternative to --patch_size)")
+    flag("repeat", type=int, help="times every image is visited per epoch")
+    flag("lr", type=float, help="peak learning rate")
+    flag("loss", choices=["l1", "charbonnier", "l1_kl"])
+    flag("optimizer", choices=["adam", "adamw"])
+    flag("schedule", choices=["multistep", "cosine", "constant"])
+    flag("ema", type=float, help="EMA decay (0 = off)")
+    flag("clip_grad", type=float, help="max gradient norm (0 = off)")
+    flag("precision", help="auto (bf16 where the device does it natively, else fp32), fp32, bf16, fp16 (CUDA)")
+    flag("amp", choices=["none", "bf16", "fp16"], help="legacy spelling of --precision")
+    flag("holdout", type=int, metavar="N", help="without --val_dir: validate on N images held out of the "
+         "first training folder (default 10)")
+    flag("keep", type=int, metavar="N", help="step checkpoints kept (default 2)")
+    flag("init", metavar="FROM", help="initialise from weights or a run directory (stage 2 / warm start); "
+         "only the head may differ")
+    flag("device", help="cpu, cuda ... (default: cuda if available)")
+    flag("workers", type=int, help="DataLoader worker processes")
+    flag("seed", type=int)
+    flag("deterministic", action="store_true", help="deterministic algorithms (exact resume)")
+    flag("val_every", type=int, metavar="N")
+    flag("save_every", type=int, metavar="N")
+    flag("log_every", type=int, metavar="N")
+    flag("stop_after", type=int, metavar="N", help="stop with a checkpoint after N steps of this run")
+    flag("time_limit", type=float, metavar="MIN", help="stop with a checkpoint after MIN minutes")
+    flag("no_progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def config_from_args(args):
+    """Recipe defaults, then the flags given on the command line: a :class:`~lightsr.train.config.TrainConfig`."""
+    from ..train.config import TrainConfig
+    from ..train.recipes import get_recipe
+
+    if args.recipe:
+        cfg = get_recipe(args.recipe, scale=args.scale)
+    elif args.model in (None, "rdb_esa"):  # the study-notes command names no model: its network
+        cfg = get_recipe("rdb_esa", scale=args.scale)
+    else:
+        cfg = TrainConfig(out="")
+    if args.model:
+        cfg.model = args.model
+    if args.scale is not None:
+        cfg.scale = args.scale
+    simple = {"val_dir": "val_dir", "out": "out", "iters": "iters", "epochs": "epochs", "batch_size": "batch_size",
+              "lr": "lr", "device": "device", "workers": "workers", "seed": "seed", "init": "init",
+              "loss": "loss", "amp": "amp", "ema": "ema", "clip_grad": "clip_grad", "val_every": "val_every",
+              "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
+              "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
+              "precision": "precision", "holdout": "holdout", "keep": "keep"}
+    for a, k in simple.items():
+        v = getattr(args, a, None)
+        if v is not None:
+            setattr(cfg, k, v)
+    if args.train_dir:
+        cfg.train_dirs = list(args.train_dir)
+    if args.patch_size is not None:  # study-notes form: the HR patch side
+        s = int(cfg.scale)
+        if args.patch_size % s:
+            raise LightSRError(f"--patch_size {args.patch_size} is not a multiple of the scale {s}")
+        cfg.lr_patch = args.patch_size // s
+    if args.lr_patch is not None:
+        cfg.lr_patch = args.lr_patch
+    if args.deterministic:
+        cfg.deterministic = True
+    if args.no_progress:
+        cfg.progress = False
+    if args.opt:
+        cfg.options = {**cfg.options, **parse_options(args.opt)}
+    if not cfg.out:
+        cfg.out = f"runs/{cfg.model}_x{cfg.scale:g}"
+    return cfg
+
+
+def run(args) -> int:
+    from ..train.engine import train
+
+    train(config_from_args(args), resume=args.resume)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lightsr train ...`` with these flags (for torchrun scripts that register models first)."""
+    from ._dispatch import dispatch
+
+    parser = argparse.ArgumentParser(prog="lightsr")
+    add_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return dispatch(parser.parse_args(["train", *(argv if argv is not None else sys.argv[1:])]))
