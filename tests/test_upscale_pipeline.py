@@ -284,3 +284,24 @@ def test_default_png_is_fast_settings_and_upscale_output_reads_back(tmp_path):
     write_image(tmp_path / "small.png", a, png_level=6)
     assert (tmp_path / "small.png").stat().st_size < (tmp_path / "fast.png").stat().st_size
     np.testing.assert_array_equal(read_image(tmp_path / "fast.png"), read_image(tmp_path / "small.png"))
+
+
+def test_upscale_files_is_the_command_as_a_function(tmp_path):
+    """``lightsr.upscale_files`` writes what ``lightsr upscale`` writes, byte for byte, reports a
+    missing input through ``report`` and counts it as failed; a request that cannot work raises
+    before any file is written."""
+    import lightsr
+    from lightsr.errors import LightSRError
+
+    src = _folder(tmp_path / "in", n=3)
+    assert main(["upscale", str(src), "-o", str(tmp_path / "cli"), "--quiet"]) == 0
+    up = lightsr.load()
+    said = []
+    stats = lightsr.upscale_files(up, [src, tmp_path / "missing.png"], tmp_path / "api", progress=False,
+                                  report=said.append)
+    assert stats.done == 3 and stats.failed == 1 and said == [f"input not found: {tmp_path / 'missing.png'}"]
+    for f in sorted((tmp_path / "cli").rglob("*.png")):
+        assert (tmp_path / "api" / f.relative_to(tmp_path / "cli")).read_bytes() == f.read_bytes()
+    with pytest.raises(LightSRError, match="quality"):
+        lightsr.upscale_files(up, [src], tmp_path / "none", quality=0)
+    assert not (tmp_path / "none").exists()

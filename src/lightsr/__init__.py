@@ -7,6 +7,7 @@ Public API (imported lazily so that ``import lightsr`` stays light)::
     lightsr.load_checkpoint(model, path)             # strict, no pickled code
     lightsr.load(name_or_path, scale=..., device=...) # a ready-to-use upscaler
     lightsr.upscale(image, ...)
+    lightsr.upscale_files(up, ["photos/"], "out/")   # folders and files, as `lightsr upscale` does
     lightsr.imresize(img, scale)                     # MATLAB-compatible bicubic
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ _LAZY = {
     "imresize": "lightsr.resize",
     "load": "lightsr.upscaler",
     "upscale": "lightsr.upscaler",
+    "upscale_files": "lightsr.upscaler",
     "LightSRError": "lightsr.errors",
 }
 

@@ -51,10 +51,10 @@ self_ensemble_fn = self_ensemble  # evaluate()'s flag of the same name shadows i
 
 
 def model_forward(model: nn.Module, scale: float) -> Forward:
-    """``model(x)``, or ``model(x, scale=s)`` for a continuous (arbitrary-scale) model."""
-    if getattr(model, "continuous", False):
-        return lambda x: model(x, scale=scale)
-    return model
+    """``model(x)``, or ``model(x, scale=s)`` for a continuous model (:func:`lightsr.inference.forward_at`)."""
+    from .inference import forward_at
+
+    return forward_at(model, scale)
 
 
 def _device_of(model: nn.Module) -> torch.device:

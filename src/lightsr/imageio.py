@@ -298,6 +298,10 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
            ".tiff": "TIFF", ".bmp": "BMP"}
 
 
+# What lightsr reads (folders are scanned for these); it writes the FORMATS above.
+READ_EXTENSIONS = tuple(sorted(set(FORMATS) | {".gif", ".ppm", ".pgm", ".pnm", ".tga"}))
+
+
 def format_for(path: str | os.PathLike) -> str:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:

@@ -15,6 +15,7 @@ float32 (B, 3, h, w) batch and returns float32, whatever ran inside:
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
 import torch
 from torch import nn
@@ -35,6 +36,14 @@ def bf16_allowed(model: nn.Module) -> bool:
         return True
 
 
+def forward_at(model: nn.Module, scale: float | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The one way to run a model at a scale: ``model(x, scale=s)`` for a continuous (arbitrary-scale)
+    model, ``model(x)`` for a fixed-scale one (its scale is built in)."""
+    if getattr(model, "continuous", False):
+        return lambda x: model(x, scale=scale)
+    return model
+
+
 class Runner:
     """``model`` in eval mode on ``device`` with a resolved precision; call ``runner(x, scale=None)``."""
 
@@ -49,7 +58,6 @@ class Runner:
             self.channels_last = bool(channels_last)
             if self.channels_last:
                 self.model.to(memory_format=torch.channels_last)
-        self.continuous = bool(getattr(model, "continuous", False))
         self.compiled = None
         if compile:
             self.compiled = self._compile()
@@ -71,14 +79,17 @@ class Runner:
         return y if inside else y.clone()
 
     def _run(self, x: torch.Tensor, scale: float | None) -> torch.Tensor:
-        kw = {"scale": scale} if self.continuous else {}
         if self.compiled is not None:
             try:
-                return self.compiled(x, **kw)
+                return forward_at(self.compiled, scale)(x) if self.continuous else self.compiled(x)
             except Exception as exc:  # noqa: BLE001 - compilation happens at the first call
                 _note_fallback(exc)
                 self.compiled = None
-        return self.model(x, **kw)
+        return forward_at(self.model, scale)(x)
+
+    @property
+    def continuous(self) -> bool:
+        return bool(getattr(self.model, "continuous", False))
 
 
 def _note_fallback(exc: Exception) -> None:

@@ -130,12 +130,6 @@ def diffusion_index(attr_map: np.ndarray) -> float:
     return (1.0 - gini(attr_map)) * 100.0
 
 
-def _forward(model: nn.Module, scale: float | None):
-    if getattr(model, "continuous", False):
-        return lambda t: model(t, scale=scale)
-    return model
-
-
 def local_attribution_map(model: nn.Module, lr: torch.Tensor | np.ndarray, y: int, x: int,
                           size: int = DEFAULT_WINDOW, *, scale: float | None = None,
                           steps: int = DEFAULT_STEPS, sigma: float = DEFAULT_SIGMA,
@@ -159,7 +153,9 @@ def local_attribution_map(model: nn.Module, lr: torch.Tensor | np.ndarray, y: in
         raise LightSRError(f"the blur kernel size must be odd and positive, got {kernel_size}")
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    fn = _forward(model, scale)
+    from .inference import forward_at
+
+    fn = forward_at(model, scale)
     was_training = model.training
     model.eval()
     lr = lr.detach().to(device=dev, dtype=torch.float64)

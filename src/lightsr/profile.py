@@ -75,9 +75,9 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _run(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tensor:
-    if getattr(model, "continuous", False):
-        return model(x, scale=scale)
-    return model(x)
+    from .inference import forward_at
+
+    return forward_at(model, scale)(x)
 
 
 def count_params(model: nn.Module) -> int:
@@ -231,7 +231,7 @@ def measure_latency(model: nn.Module, scale: float, output_size: tuple[int, int]
         runner = Runner(copy.deepcopy(model), device, precision, compile=compile)
         ran = runner.precision
         model = runner.model
-        _run_model = lambda m, t, s: runner(t, scale=s if runner.continuous else None)  # noqa: E731
+        _run_model = lambda m, t, s: runner(t, scale=s)  # noqa: E731
     else:
         _run_model = _run
     cuda = device.type == "cuda"

@@ -49,7 +49,8 @@ def default_model(scale: int | None = None) -> str:
             return name
     return DEFAULT_MODEL
 from .models.registry import WEIGHTS_DIR
-READ_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm", ".pnm", ".tga"}
+from .imageio import READ_EXTENSIONS as READ_EXTS  # one list of image extensions, in imageio
+
 MIN_SIDE = 16  # smaller inputs are edge-padded on every side to this size (and the centre cropped back):
 # a model's zero padding then sits away from the image, so a 1x1 or flat image comes back flat
 SAMPLE = Path(__file__).resolve().parent / "assets" / "sample.png"  # `lightsr upscale --sample` (assets/SAMPLE.md)
@@ -154,7 +155,8 @@ class Upscaler:
             torch.from_numpy(out[y0:y1]).permute(2, 0, 1).copy_(_from_float(band[0], arr.dtype, peak))
             del band
         del x
-        release_freed_memory()  # before the encoder copies the result
+        if out.nbytes >= 1 << 25:  # a large result: hand back freed pages before the encoder copies it
+            release_freed_memory()
         if c <= 2:  # gray in, gray out: the mean of the three output channels
             m = out.astype(np.float64).mean(axis=2, keepdims=True)
             out = (m if peak == 1.0 else m.round()).astype(arr.dtype)
@@ -291,7 +293,7 @@ class Upscaler:
         if ph or pw:  # a 1x1 or 2x3 image: edge-pad on every side, run, crop the centre
             x = torch.nn.functional.pad(x, (left, pw - left, top, ph - top), mode="replicate")
         xd = x.to(self.device)
-        run = lambda t: self.runner(t, scale=s if self.continuous else None)  # noqa: E731
+        run = lambda t: self.runner(t, scale=s)  # noqa: E731
         if self.self_ensemble:
             y = _self_ensemble(run, xd)
         else:
@@ -636,3 +638,80 @@ def _check_out_root(out: Path) -> None:
         raise LightSRError(f"cannot write under {out}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise LightSRError(f"output folder {probe} is not writable")
+
+
+def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *, suffix: str = "",
+                  ext: str = "same", overwrite: bool = False, quality: int = 95, png_level: int | None = None,
+                  progress: bool = True, report=None):
+    """Upscale image files, folders (recursively, keeping the tree) and globs into ``output``.
+
+    ``output`` is a folder, or a file name when ``inputs`` is one file. ``ext``: ``"same"`` or an
+    output format (png, jpg, webp, tif, bmp); ``suffix`` is added to each stem. Files are read,
+    upscaled and written by :mod:`lightsr.pipeline` (decoding and encoding overlap the model);
+    an existing output is never replaced unless ``overwrite``; one bad file is reported through
+    ``report`` (a one-argument callable, default: stderr) and skipped. Returns the
+    :class:`~lightsr.pipeline.Stats`, ``failed`` counting inputs that were not found too. Problems
+    with the whole request (no inputs, an unwritable folder, two inputs that would write one file)
+    raise :class:`LightSRError` before any work; SIGTERM raises
+    :class:`~lightsr.pipeline.Terminated` with only complete files left.
+    """
+    from .imageio import FORMATS, PNG_LEVEL, check_png_level, read, write_image
+    from .pipeline import Job, run as run_files, sigterm_as_exception
+
+    report = report or (lambda msg: print(f"lightsr: error: {msg}", file=sys.stderr))
+    ext = (ext or "same").lower().lstrip(".")
+    if ext != "same" and "." + ext not in FORMATS:
+        raise LightSRError(f"output format {ext!r}: use png, jpg, webp, tif, bmp or same")
+    png_level = check_png_level(PNG_LEVEL if png_level is None else png_level)
+    if not 1 <= quality <= 100:
+        raise LightSRError(f"quality {quality}: use 1 to 100 (JPEG/WebP)")
+    inputs = [str(i) for i in inputs]
+    if not inputs:
+        raise LightSRError("no input images: give image files, folders or globs")
+    files, errors = collect_inputs(inputs)
+    out = Path(output)
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    if single and out.suffix.lower() not in FORMATS and not out.is_dir() and out.suffix:
+        raise LightSRError(f"output {out}: unknown image extension {out.suffix!r} "
+                           f"(use {', '.join(sorted(set(FORMATS)))} or a folder)")
+    _check_out_root(out if not (single and out.suffix) else out.parent)
+    if not files:
+        raise LightSRError("no input images" + (f" ({'; '.join(errors)})" if errors else ""))
+    for e in errors:
+        report(e)
+    jobs = [Job(i, src, output_path(src, rel, out, single, suffix, ext)) for i, (src, rel) in enumerate(files)]
+    seen: dict[Path, Path] = {}
+    for job in jobs:  # x.png and x.jpg -> x.png twice: refuse before any work, whatever overwrite says
+        key = job.dst.resolve()
+        if key in seen:
+            raise LightSRError(f"{seen[key]} and {job.src} would both be written to {job.dst}; "
+                               "rename one of them or write them to separate folders")
+        seen[key] = job.src
+
+    def load_one(job: Job):
+        if job.dst.resolve() == job.src.resolve():
+            raise LightSRError(f"output {job.dst} is the input file; choose another -o folder or a --suffix")
+        if job.dst.exists() and not overwrite:
+            raise LightSRError(f"{job.dst} exists; refusing to overwrite it (pass --overwrite)")
+        return read(job.src)
+
+    def output_bytes(img) -> int:
+        h, w, c = img.array.shape
+        try:
+            oh, ow = up.output_size(h, w, up.outscale)
+        except Exception:  # noqa: BLE001 - only an estimate for the queue's memory bound
+            return 0
+        return oh * ow * c * img.array.itemsize
+
+    def save(job: Job, img, result) -> float:
+        write_image(job.dst, result, like=img, overwrite=overwrite, quality=quality, png_level=png_level)
+        return result.shape[0] * result.shape[1] / 1e6
+
+    bar = _bar(len(files), "img", progress and len(files) > 1, leave=True)
+    try:
+        with sigterm_as_exception():
+            stats = run_files(jobs, load_one, lambda img: up(img.array), save, output_bytes, _note, bar)
+    finally:
+        bar.close()
+    stats.failed += len(errors)
+    return stats

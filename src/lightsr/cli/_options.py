@@ -25,6 +25,18 @@ def parse_options(items: list[str] | None) -> dict:
     return out
 
 
+def scale_value(text: str) -> int | float:
+    """Every command's ``--scale``: ``"4"`` -> 4, ``"2.5"`` -> 2.5 (a continuous model's scale);
+    a scale that is not a positive number is a usage error."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scale must be a number, got {text!r}") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"scale must be positive, got {text!r}")
+    return int(v) if v.is_integer() else v
+
+
 def resource_args(p: argparse.ArgumentParser) -> None:
     """AnySR's any-resource inference (seed 002): which width-sliced sub-network runs."""
     g = p.add_argument_group("AnySR sub-network (anysr_* models)")
@@ -49,7 +61,7 @@ def model_options(args: argparse.Namespace) -> dict:
 def model_args(p: argparse.ArgumentParser, scale_required: bool = False, model_required: bool = True) -> None:
     p.add_argument("--model", required=model_required, help="registered model name (`lightsr list-models`)"
                    + ("" if model_required else "; default: read from --weights (its keys and shapes)"))
-    p.add_argument("--scale", type=float, required=scale_required, default=None, help="up-scaling factor")
+    p.add_argument("--scale", type=scale_value, required=scale_required, default=None, help="up-scaling factor")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import sys
 
-from ._options import parse_options
+from ._options import parse_options, scale_value
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (needs: pip install onnx onnxruntime)")
     p.add_argument("--model", default=None, help="registered model name (default: the default model)")
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
-    p.add_argument("--scale", type=int, default=None, help="the model's scale (default 4)")
+    p.add_argument("--scale", type=scale_value, default=None, help="the model's scale (default 4)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")

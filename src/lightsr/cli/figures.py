@@ -3,7 +3,7 @@
 ``lightsr lam`` (Local Attribution Map)."""
 from __future__ import annotations
 
-from ._options import figure_args
+from ._options import figure_args, scale_value
 
 
 def add_parser(sub) -> None:
@@ -28,7 +28,7 @@ def _add_compare(sub) -> None:
     p.add_argument("image", metavar="IMAGE", help="an HR image")
     p.add_argument("--models", nargs="+", required=True, metavar="SPEC",
                    help="registered name (shipped weights), NAME=CHECKPOINT, a lightsr checkpoint, or bicubic")
-    p.add_argument("--scale", type=float, required=True, help="up-scaling factor")
+    p.add_argument("--scale", type=scale_value, required=True, help="up-scaling factor")
     p.add_argument("--box", default=None, metavar="Y,X,H,W",
                    help="crop in HR pixels (default: where the models differ most)")
     p.add_argument("--tile", type=int, default=200, metavar="PX", help="zoomed crop size (default 200)")
@@ -44,7 +44,7 @@ def _add_lam(sub) -> None:
                        "blur, attributing the gradient magnitude of an output window to the LR input.")
     p.add_argument("--model", required=True, metavar="SPEC",
                    help="registered name (shipped weights), NAME=CHECKPOINT or a lightsr checkpoint")
-    p.add_argument("--scale", type=float, required=True, help="up-scaling factor")
+    p.add_argument("--scale", type=scale_value, required=True, help="up-scaling factor")
     p.add_argument("--image", required=True, help="an HR image (LR made by the standard protocol's bicubic)")
     p.add_argument("--window", required=True, metavar="Y,X[,SIZE]",
                    help="output window, HR pixels (SIZE default 16)")

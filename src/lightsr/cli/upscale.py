@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LightSRError
-from ._options import model_options, resource_args
+from ._options import model_options, resource_args, scale_value
 
 
 def add_parser(sub) -> None:
@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
     resource_args(p)
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
-    p.add_argument("--scale", type=int, default=None, help="the model's native scale (default 4)")
+    p.add_argument("--scale", type=scale_value, default=None, help="the model's native scale (default 4)")
     p.add_argument("--outscale", type=float, default=None, metavar="F",
                    help="final scale: native model scale then MATLAB bicubic (e.g. 3.5), or a continuous model")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
@@ -52,78 +52,33 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..imageio import FORMATS, PNG_LEVEL, read, write_image
-    from ..pipeline import Job, Terminated, describe, run as run_files, sigterm_as_exception
-    from ..upscaler import SAMPLE, _bar, _check_out_root, _note, collect_inputs, load, output_path, parse_memory
+    from ..imageio import FORMATS
+    from ..pipeline import Terminated, describe
+    from ..upscaler import SAMPLE, load, parse_memory, upscale_files
 
-    ext = (args.ext or "same").lower().lstrip(".")
-    if ext != "same" and "." + ext not in FORMATS:
-        raise LightSRError(f"--ext {args.ext!r}: use png, jpg, webp, tif, bmp or same")
-    png_level = PNG_LEVEL if getattr(args, "png_level", None) is None else args.png_level
-    if not 0 <= png_level <= 9:
-        raise LightSRError(f"--png-level {png_level}: use a level from 0 (fastest, largest) to 9 (smallest)")
+    if getattr(args, "png_level", None) is not None and not 0 <= args.png_level <= 9:
+        raise LightSRError(f"--png-level {args.png_level}: use a level from 0 (fastest, largest) to 9 (smallest)")
     if not 1 <= args.quality <= 100:
         raise LightSRError(f"--quality {args.quality}: use 1 to 100 (JPEG/WebP)")
+    ext = (args.ext or "same").lower().lstrip(".")
+    if ext != "same" and "." + ext not in FORMATS:  # flags are checked before the model loads
+        raise LightSRError(f"--ext {args.ext!r}: use png, jpg, webp, tif, bmp or same")
     inputs = list(args.input or []) + ([str(SAMPLE)] if getattr(args, "sample", False) else [])
     if not inputs:
         usage_error = getattr(getattr(args, "parser", None), "error", None)
         if usage_error is not None:
             usage_error("give image files, folders or globs to upscale, or --sample")  # usage line, exit 2
         raise LightSRError("no input images: give image files, folders or globs, or --sample")
-    files, errors = collect_inputs(inputs)
-    out = Path(args.output)
-    single = len(inputs) == 1 and Path(inputs[0]).is_file()
-    if single and out.suffix.lower() not in FORMATS and not out.is_dir() and out.suffix:
-        raise LightSRError(f"output {out}: unknown image extension {out.suffix!r} "
-                           f"(use {', '.join(sorted(set(FORMATS)))} or a folder)")
-    _check_out_root(out if not (single and out.suffix) else out.parent)
-    if not files:
-        raise LightSRError("no input images" + (f" ({'; '.join(errors)})" if errors else ""))
-    for e in errors:
-        print(f"lightsr: error: {e}", file=sys.stderr)
-
     up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
-              bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None, tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
-              max_memory=parse_memory(args.max_memory), progress=not args.quiet, outscale=args.outscale,
-              options=model_options(args))
-    jobs = [Job(i, src, output_path(src, rel, out, single, args.suffix, ext)) for i, (src, rel) in enumerate(files)]
-    seen: dict[Path, Path] = {}
-    for job in jobs:  # x.png and x.jpg -> x.png twice: refuse before any work, whatever --overwrite says
-        key = job.dst.resolve()
-        if key in seen:
-            raise LightSRError(f"{seen[key]} and {job.src} would both be written to {job.dst}; "
-                               "rename one of them or write them to separate folders")
-        seen[key] = job.src
-
-    def load_one(job: Job):
-        if job.dst.resolve() == job.src.resolve():
-            raise LightSRError(f"output {job.dst} is the input file; choose another -o folder or a --suffix")
-        if job.dst.exists() and not args.overwrite:
-            raise LightSRError(f"{job.dst} exists; refusing to overwrite it (pass --overwrite)")
-        return read(job.src)
-
-    def output_bytes(img) -> int:
-        h, w, c = img.array.shape
-        try:
-            oh, ow = up.output_size(h, w, up.outscale)
-        except Exception:  # noqa: BLE001 - only an estimate for the queue's memory bound
-            return 0
-        return oh * ow * c * img.array.itemsize
-
-    def save(job: Job, img, result) -> float:
-        write_image(job.dst, result, like=img, overwrite=args.overwrite, quality=args.quality, png_level=png_level)
-        return result.shape[0] * result.shape[1] / 1e6
-
-    bar = _bar(len(files), "img", not args.quiet and len(files) > 1, leave=True)
+              bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None,
+              tile_pad=args.tile_pad, self_ensemble=args.self_ensemble, max_memory=parse_memory(args.max_memory),
+              progress=not args.quiet, outscale=args.outscale, options=model_options(args))
     try:
-        with sigterm_as_exception():
-            stats = run_files(jobs, load_one, lambda img: up(img.array), save, output_bytes, _note, bar)
+        stats = upscale_files(up, inputs, args.output, suffix=args.suffix, ext=ext, overwrite=args.overwrite,
+                              quality=args.quality, png_level=args.png_level, progress=not args.quiet)
     except Terminated:
-        bar.close()
         print("lightsr: terminated (SIGTERM): finished files are complete, nothing partial was left",
               file=sys.stderr)
         return 143
-    bar.close()
-    stats.failed += len(errors)
     print(f"lightsr: {describe(stats)}", file=sys.stderr)
     return 1 if stats.failed else 0

@@ -35,12 +35,13 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import LightSRError
+from ..imageio import READ_EXTENSIONS
 from ..metrics import get_protocol
 
 __all__ = ["IMAGE_EXTENSIONS", "Pair", "BenchmarkFolder", "list_images", "lr_size", "crop_hr", "make_lr",
            "to_rgb", "default_cache_dir"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = READ_EXTENSIONS  # one list of image extensions, in lightsr.imageio
 _CACHE_VERSION = "v2"  # bump when the LR recipe changes
 
 

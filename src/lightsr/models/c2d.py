@@ -281,13 +281,16 @@ def _flag(v) -> bool:
 def init_from_stage1(model: nn.Module, stage1: nn.Module | dict) -> nn.Module:
     """Eq. 10 initialisation: copy f_S and f_D (everything but the head) of a stage-1 continuous
     twin (an ImplicitSR with ``encoder.*`` keys, or its state dict) into a discrete C2D model."""
+    from ..checkpoint import fit_state_dict
+
     sd = stage1.state_dict() if isinstance(stage1, nn.Module) else stage1
     enc = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
-    missing, unexpected = model.load_state_dict(enc, strict=False)
-    bad = [k for k in missing if not k.startswith("upsample.")]
-    if bad or unexpected:
-        raise LightSRError(f"stage-1 backbone does not match this model ({len(bad)} missing, "
-                           f"{len(unexpected)} unexpected keys, e.g. {(bad + list(unexpected))[0]})")
+    fit = fit_state_dict(model, enc, free=("upsample",))  # the stage-2 head is new (eq. 10)
+    if not fit.exact:
+        bad = fit.missing + fit.unexpected + fit.shapes
+        raise LightSRError(f"stage-1 backbone does not match this model ({len(fit.missing)} missing, "
+                           f"{len(fit.unexpected)} unexpected, {len(fit.shapes)} of another shape, e.g. {bad[0]})")
+    model.load_state_dict(fit.tensors, strict=False)
     return model
 
 
