@@ -66,7 +66,8 @@ class RLFN(nn.Module):
 
 
 @register_model("rlfn_s", scales=(2, 3, 4), paper="Kong et al., RLFN, CVPRW 2022", family="cnn",
-                pretrained={4: "rlfn_s_x4.safetensors"})  # trained here (results/training.md); the default at x4
+                pretrained={2: "rlfn_s_x2.safetensors", 3: "rlfn_s_x3.safetensors", 4: "rlfn_s_x4.safetensors"})
+# trained here (results/training.md; x2 and x3 initialised from x4); the default wherever its file is shipped
 def rlfn_s(scale: int = 4, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4,
            img_range: float = 255.0) -> RLFN:
     """RLFN-S (residual local feature network, small; NTIRE 2022 ESR winner), 317K params at x4."""
