@@ -155,8 +155,7 @@ class Upscaler:
             torch.from_numpy(out[y0:y1]).permute(2, 0, 1).copy_(_from_float(band[0], arr.dtype, peak))
             del band
         del x
-        if out.nbytes >= 1 << 25:  # a large result: hand back freed pages before the encoder copies it
-            release_freed_memory()
+        release_freed_memory(out.nbytes)  # before the encoder copies the result
         if c <= 2:  # gray in, gray out: the mean of the three output channels
             m = out.astype(np.float64).mean(axis=2, keepdims=True)
             out = (m if peak == 1.0 else m.round()).astype(arr.dtype)
@@ -275,8 +274,9 @@ class Upscaler:
             carry = acc[:, :, next_lo - band_lo:].clone()  # the overlap rows only (2 b s of them)
             # a view, no copy: its rows are final, and the next band is a new tensor
             yield band_lo, next_lo, acc[:, :, : next_lo - band_lo]
+            freed = acc.nbytes
             del acc
-            release_freed_memory()  # the band and its tiles' buffers, before the next band
+            release_freed_memory(freed)  # the band and its tiles' buffers, before the next band
             band_lo = next_lo
         bar.close()
 
@@ -351,13 +351,17 @@ def _malloc_trim():
         return None
 
 
-def release_freed_memory() -> None:
-    """Hand memory that has been freed back to the OS (glibc's ``malloc_trim``; a no-op elsewhere).
+TRIM_BYTES = 1 << 25  # below 32 MB of work freed, handing pages back costs more than it saves
+
+
+def release_freed_memory(size: int) -> None:
+    """Hand freed memory back to the OS (glibc's ``malloc_trim``; a no-op elsewhere) after work on
+    ``size`` bytes, when that is at least :data:`TRIM_BYTES`.
 
     A tiled run frees a band of tiles at a time, but glibc keeps freed heap pages: without this a
-    2000x1500 x4 run peaks about 150 MB higher (benchmarks/peak_memory.py). Called once per band,
-    it costs well under a millisecond against a band's seconds."""
-    trim = _malloc_trim()
+    2000x1500 x4 run peaks about 150 MB higher (benchmarks/peak_memory.py). A call costs up to
+    ~1.5 ms, hence the threshold (small images in a folder would pay it per image)."""
+    trim = _malloc_trim() if size >= TRIM_BYTES else None
     if trim is not None:
         trim(0)
 
