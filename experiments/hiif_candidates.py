@@ -38,7 +38,7 @@ class AttentionAfterLevel1(HIIFL):
     """The same weights with the attention moved behind MLP_1 (not eq. 8's placement): for counting."""
 
     def forward(self, feat, coord, cell, inp=None):
-        z = self.embed(feat, coord, cell, inp)
+        z = self.embed(self.prepare(feat), coord, cell, inp)
         xq = local_coord(coord, tuple(feat.shape[-2:])).permute(0, 2, 3, 1)
         for j in range(1, self.levels):
             z = self.fc_layers[j](torch.cat([z, hierarchical_bits(xq, j)], -1))

@@ -44,6 +44,18 @@ def pytest_terminal_summary(terminalreporter):
                                     f"beside the repository (expected at {SHARED}); under CI=true they fail")
 
 
+def need_module(name: str):
+    """``import name``, or skip with one line saying which extra installs it; under ``CI=true``
+    fail instead (.ci/run installs every extra the suite uses)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        msg = f"optional package {name} is not installed (pip install -e '.[test,onnx]')"
+        if in_ci():
+            pytest.fail(msg + " [CI=true: tests that need it fail instead of skipping]", pytrace=False)
+        pytest.skip(msg, allow_module_level=True)
+
+
 @pytest.fixture
 def set5() -> Path:
     return need(BENCHMARK / "Set5")

@@ -12,7 +12,7 @@ from torch import nn
 from lightsr.cli import main
 from lightsr.errors import LightSRError
 
-from conftest import REFERENCE, need
+from conftest import REFERENCE, need, need_module
 
 
 class Tiny(nn.Module):
@@ -61,8 +61,8 @@ def test_missing_onnx_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_tiny_export_dynamic_sizes(tmp_path):
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    need_module("onnx")
+    ort = need_module("onnxruntime")
     from lightsr.export import export_onnx
 
     torch.manual_seed(0)
@@ -82,8 +82,8 @@ def test_tiny_export_dynamic_sizes(tmp_path):
 
 @pytest.mark.slow
 def test_cli_export_imdn(tmp_path, capsys):
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+    need_module("onnx")
+    need_module("onnxruntime")
     w = need(REFERENCE / "imdn_x4.pth")
     rc = main(["export", "--model", "imdn", "--weights", str(w), "--format", "onnx", "-o", str(tmp_path / "i.onnx")])
     err = capsys.readouterr().err
@@ -109,8 +109,8 @@ def test_state_space_model_exports_at_a_fixed_size(tmp_path):
     """The selective scan (a custom op in PyTorch) and the semantic sort trace to plain ONNX ops: a
     MambaIRv2-structured model exported for one size matches PyTorch there; a dynamic-size export is
     refused with the way out named, and nothing is written."""
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    need_module("onnx")
+    ort = need_module("onnxruntime")
     from lightsr.export import export_onnx
 
     m = _tiny_mambairv2()
@@ -127,8 +127,8 @@ def test_state_space_model_exports_at_a_fixed_size(tmp_path):
 
 @pytest.mark.slow
 def test_cli_export_mambairv2_light_fixed_size(tmp_path, capsys):
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
+    need_module("onnx")
+    need_module("onnxruntime")
     w = need(REFERENCE / "mambairv2_light_x4.pth")
     out = tmp_path / "m.onnx"
     rc = main(["export", "--model", "mambairv2_light", "--weights", str(w), "-o", str(out), "--fixed-size", "64x64"])

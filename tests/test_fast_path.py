@@ -203,3 +203,38 @@ def test_profile_reports_the_precision_that_ran(monkeypatch):
     assert (torch.bfloat16, True) in seen  # the timed copy carries the hook: bf16 in channels_last ran
     monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "0")
     assert profile_model(m, 2, input_size=(16, 16), precision="auto", warmup=1, repeats=1)["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("native,dtype", [("1", torch.bfloat16), ("0", torch.float32)])
+def test_upscale_and_load_default_to_auto_read_inside_the_model(tmp_path, monkeypatch, native, dtype):
+    """Without --precision, `lightsr upscale` and `lightsr.load` run auto: bf16 when the CPU is taken
+    to do bf16 natively (LIGHTSR_NATIVE_BF16=1), fp32 when not, whatever this CPU really does; read
+    by a hook in the first convolution while the image runs. Broken on purpose (the default of
+    --precision, or of load's precision, fp32) -> fails."""
+    import inspect
+
+    from PIL import Image
+
+    from lightsr import upscaler
+    from lightsr.cli import main
+
+    monkeypatch.setenv("LIGHTSR_NATIVE_BF16", native)
+    assert inspect.signature(lightsr.load).parameters["precision"].default == "auto"
+    ran = []
+    real = upscaler.load
+
+    def spy(*a, **k):
+        up = real(*a, **k)
+        ran.append((up, _probe(up.model)))
+        return up
+
+    monkeypatch.setattr(upscaler, "load", spy)
+    img = tmp_path / "a.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(img)
+    assert main(["upscale", str(img), "-o", str(tmp_path / "o"), "--device", "cpu", "-q"]) == 0
+    (up, seen), = ran
+    assert up.precision == ("bf16" if native == "1" else "fp32") and seen and seen[-1] == (dtype, True)
+    up = lightsr.load(device="cpu")
+    seen = _probe(up.model)
+    up(np.zeros((12, 12, 3), np.uint8))
+    assert seen == [(dtype, True)]

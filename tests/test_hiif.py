@@ -174,3 +174,57 @@ def test_reference_catches(target, defect, inputs, monkeypatch):
     owner, _, attr = target.rpartition(".")
     monkeypatch.setattr(getattr(hiif, owner) if owner else hiif, attr, defect)
     assert _max_error("chosen", inputs) > 100 * TOL
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_second_image_equals_a_fresh_model(mode):
+    """No per-image state survives between images: image B after image A (same size, chunked
+    rendering, gradients off as in inference) equals B on a fresh copy of the model, also when B is
+    written into A's input tensor in place, when the backbone hands both features over in one
+    static buffer, and through the upscaler (which runs under inference_mode). Broken on purpose,
+    in memory: HIIF-L's freq convolution cached across calls keyed by the feature's shape, or by
+    its data_ptr() or id() (caught by the static buffer), or by a weakref and _version (an error
+    under inference_mode) -> fails."""
+    import copy
+
+    import numpy as np
+
+    from lightsr.upscaler import Upscaler
+
+    torch.manual_seed(0)
+    model = create_model("rlfn_s_hiif").eval()
+    model.max_queries = 50  # 20x24 queries: rendered in 10 chunks, in len(attn) + 1 passes each
+    fresh = copy.deepcopy(model)
+    a, b = torch.rand(1, 3, 10, 12), torch.rand(1, 3, 10, 12)
+    ctx = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    with ctx():
+        want = fresh(b, scale=2)
+        assert not torch.equal(fresh(a, scale=2), want)
+        model(a, scale=2)
+        assert torch.equal(model(b, scale=2), want)
+        x = a.clone()
+        model(x, scale=2)
+        x.copy_(b)
+        assert torch.equal(model(x, scale=2), want)
+    # a backbone returning one static buffer refilled in place (as CUDA graphs do): F_D of both
+    # images is the same object, storage and shape
+    real_features, static = model.encoder.forward_features, []
+
+    def static_features(x, *args, **kwargs):
+        f = real_features(x, *args, **kwargs)
+        if not static:
+            static.append(torch.empty_like(f))
+        return static[0].copy_(f)
+
+    model.encoder.forward_features = static_features
+    with ctx():
+        model(a, scale=2)
+        assert torch.equal(model(b, scale=2), want)
+    del model.encoder.forward_features
+    rng = np.random.default_rng(0)
+    ia, ib = (rng.integers(0, 256, (10, 12, 3), dtype=np.uint8) for _ in range(2))
+    up = Upscaler(model, precision="fp32", outscale=2)
+    with ctx():
+        up(ia)
+        got = up(ib)
+    np.testing.assert_array_equal(got, Upscaler(copy.deepcopy(fresh), precision="fp32", outscale=2)(ib))

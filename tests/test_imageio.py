@@ -318,3 +318,104 @@ def test_gray_alpha_stays_gray_alpha_in_png(tmp_path, dtype, peak):
         assert Image.open(tmp_path / "la.png").mode == "LA"
     got = read_image(tmp_path / "la.png")
     np.testing.assert_array_equal(got, a)
+
+
+# ------------------------------------------------------------------ ICC: CMYK through a real profile, the write rule
+def _cmyk_icc() -> bytes:
+    """A minimal valid ICC v2 CMYK output profile that littlecms accepts, built here (no file, no
+    install): A2B0 is a lut16 to Lab on a 2-point grid whose 16 corners are the Lab of
+    ((1-c)(1-k), (1-m)(1-k), (1-y)(1-k)) as sRGB, so CMYK -> sRGB through it is a multilinear
+    interpolation in Lab, visibly not Pillow's plain per-channel conversion."""
+    def s15(v):
+        return struct.pack(">i", int(round(v * 65536)))
+
+    text = b"lightsr test CMYK\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    d50 = np.array([0.9642, 1.0, 0.8249])
+    srgb_to_xyz = np.array([[0.4360747, 0.3850649, 0.1430804], [0.2225045, 0.7168786, 0.0606169],
+                            [0.0139322, 0.0971045, 0.7141733]])
+    clut = []
+    for c, m, y, k in np.ndindex(2, 2, 2, 2):  # the first input channel varies slowest (ICC lut16)
+        rgb = np.array([(1 - c) * (1 - k), (1 - m) * (1 - k), (1 - y) * (1 - k)], dtype=float)
+        t = srgb_to_xyz @ np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4) / d50
+        f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+        lab = 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+        clut += [round(lab[0] / 100 * 0xFF00), round((lab[1] + 128) * 256), round((lab[2] + 128) * 256)]
+    a2b0 = (b"mft2" + bytes(4) + bytes([4, 3, 2, 0]) + b"".join(s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+            + struct.pack(">HH", 2, 2) + struct.pack(">8H", *[0, 65535] * 4)
+            + struct.pack(f">{len(clut)}H", *clut) + struct.pack(">6H", *[0, 65535] * 3))
+    tags = [(b"desc", desc), (b"cprt", b"text" + bytes(4) + b"public domain\0"),
+            (b"wtpt", b"XYZ " + bytes(4) + b"".join(s15(v) for v in d50)), (b"A2B0", a2b0)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + bytes(-len(body) % 4)
+    header = (struct.pack(">I", offset + len(data)) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"prtrCMYKLab "
+              + bytes(12) + b"acsp" + bytes(28) + b"".join(s15(v) for v in d50) + bytes(48))
+    assert len(header) == 128
+    return header + table + data
+
+
+@pytest.mark.parametrize("ext", [".tif", ".jpg"])
+def test_cmyk_is_converted_through_its_own_profile(tmp_path, ext):
+    """CMYK with a profile littlecms accepts goes to sRGB through that profile (exactly what
+    ImageCms gives), not through Pillow's plain conversion, and comes back untagged. The existing
+    test's profile (sRGB's bytes relabelled CMYK) is refused by littlecms, so only the fallback ran
+    there. Broken on purpose (``_cmyk_to_srgb`` returning ``im.convert("RGB")``) -> fails."""
+    import io
+
+    icc = _cmyk_icc()
+    prof = ImageCms.ImageCmsProfile(io.BytesIO(icc))  # littlecms accepts it (raises otherwise)
+    cmyk = RNG.integers(0, 256, (13, 17, 4), dtype=np.uint8)
+    cmyk[0, 0] = 0  # no ink: white
+    Image.frombytes("CMYK", (17, 13), cmyk.tobytes()).save(tmp_path / f"c{ext}", icc_profile=icc)
+    with Image.open(tmp_path / f"c{ext}") as im:
+        assert im.mode == "CMYK" and im.info.get("icc_profile") == icc
+        im.load()
+        via_profile = np.asarray(ImageCms.profileToProfile(im, prof, ImageCms.createProfile("sRGB"), outputMode="RGB"))
+        plain = np.asarray(im.convert("RGB"))
+    got = read(tmp_path / f"c{ext}")
+    assert got.mode == "CMYK" and got.icc_profile is None and got.array.shape == (13, 17, 3)
+    np.testing.assert_array_equal(got.array, via_profile)
+    assert np.abs(got.array.astype(int) - plain).max() > 20  # the profile path, not the fallback
+    assert got.array[0, 0].min() >= 250
+    write_image(tmp_path / "c_out.png", got.array, like=got)
+    with Image.open(tmp_path / "c_out.png") as im:
+        assert im.info.get("icc_profile") is None  # written untagged, i.e. sRGB
+
+
+def _pillow_icc(path):
+    """The profile in the written file as Pillow reads it (lightsr's reader would drop a profile of
+    the wrong colour space itself and hide a writer that kept it)."""
+    with Image.open(path) as im:
+        return im.info.get("icc_profile") or None
+
+
+def test_written_icc_follows_the_output_colour_space(tmp_path):
+    """README "Images in and out": a profile is kept when the output is in the colour space it
+    describes and dropped otherwise; the written files are read with Pillow. Broken on purpose
+    (``_encode`` always passing the profile on) -> fails."""
+    gray_icc, cmyk_icc = _profile_for(b"GRAY"), _profile_for(b"CMYK")
+    g = RNG.integers(0, 256, (6, 5, 1), dtype=np.uint8)
+    la = np.concatenate([g, 255 - g], axis=2)
+    rgba = np.concatenate([RGB, RGB[..., :1]], axis=2)
+    rgb16 = RNG.integers(0, 65536, (6, 5, 3), dtype=np.uint16)
+    g16 = RNG.integers(0, 65536, (6, 5, 1), dtype=np.uint16)
+    cases = [  # (name, array, profile, kept?)
+        ("rgb.png", RGB, SRGB, True), ("rgb.jpg", RGB, SRGB, True), ("rgb.webp", RGB, SRGB, True),
+        ("rgb.tif", RGB, SRGB, True), ("rgba.png", rgba, SRGB, True), ("rgb16.png", rgb16, SRGB, True),
+        ("g.png", g, gray_icc, True), ("g.jpg", g, gray_icc, True), ("g.tif", g, gray_icc, True),
+        ("g16.png", g16, gray_icc, True), ("la.png", la, gray_icc, True), ("la.tif", la, gray_icc, True),
+        ("la.webp", la, gray_icc, False),  # no LA in WebP: RGBA
+        ("la.jpg", la, gray_icc, False),  # composited onto white: RGB
+        ("rgb_gray.png", RGB, gray_icc, False), ("rgb_gray.jpg", RGB, gray_icc, False),
+        ("rgb16_gray.png", rgb16, gray_icc, False), ("g_srgb.png", g, SRGB, False),
+        ("g16_srgb.png", g16, SRGB, False), ("rgb_cmyk.jpg", RGB, cmyk_icc, False),
+        ("rgb.bmp", RGB, SRGB, False),  # BMP carries none
+    ]
+    for name, arr, icc, kept in cases:
+        write_image(tmp_path / name, arr, like=ImageData(arr, icc_profile=icc))
+        assert _pillow_icc(tmp_path / name) == (icc if kept else None), name
+        write_image(tmp_path / f"x_{name}", arr, icc_profile=icc)  # the explicit argument: same rule
+        assert _pillow_icc(tmp_path / f"x_{name}") == (icc if kept else None), name

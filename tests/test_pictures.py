@@ -16,10 +16,10 @@ from lightsr.cli import main
 from lightsr.lam import diffusion_index, gini, local_attribution_map, window_objective
 from lightsr.plots import compare_layout, load_hr_lr
 
-from conftest import BENCHMARK, need
+from conftest import BENCHMARK, need, need_module
 from test_evaluate import _one_line_error  # one line on stderr, exit 2, naming the words
 
-pytest.importorskip("matplotlib")  # the `plot` extra (in `test` too)
+need_module("matplotlib")  # the `plot` extra (in `test` too); CI fails without it
 
 
 class LocalSR(nn.Module):
@@ -260,3 +260,39 @@ def test_without_matplotlib_one_line_says_what_to_install(eval_jsons, tmp_path, 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     _one_line_error(["plot", str(eval_jsons["rdb_esa"]), "-o", str(tmp_path / "c.png")], capsys,
                     "pip install 'lightsr[plot]'")
+
+
+def test_plot_draws_each_files_psnr_at_its_flops(tmp_path, monkeypatch):
+    """The plotted data, read off the matplotlib figure: per (dataset, scale) panel, each model is a
+    point at (FLOPs / 1e9, that dataset's PSNR) and bicubic a horizontal line at its PSNR; never the
+    SSIM or another dataset's figure. Eval JSON written here (no benchmark images needed).
+    Broken on purpose (``r["sets"][dname]["ssim"]`` plotted) -> fails."""
+    from lightsr import plots
+
+    figs = []
+
+    def keep(fig, output, overwrite=False, dpi=100):
+        figs.append(fig)
+        return output
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    runs = {"a": ("imdn", 715_000, 40.9e9, {"Set5": (32.2049, 0.8948), "Set14": (28.5819, 0.7811)}),
+            "b": ("rlfn_s", 317_000, 17.6e9, {"Set5": (31.6651, 0.8878), "Set14": (28.1893, 0.7700)}),
+            "c": ("bicubic", 0, 0, {"Set5": (28.4206, 0.8104), "Set14": (26.0004, 0.7027)})}
+    paths = []
+    for key, (model, params, flops, sets) in runs.items():
+        data = {name: {"psnr": p, "ssim": s, "images": {}} for name, (p, s) in sets.items()}
+        data["meta"] = {"model": model, "scale": 4, "params": params, "flops": flops, "flops_convention": "macs"}
+        paths.append(tmp_path / f"{key}.json")
+        paths[-1].write_text(json.dumps(data))
+    assert main(["plot", *map(str, paths), "-o", str(tmp_path / "chart.png")]) == 0
+    (fig,) = figs
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(panels) == {"Set5 x4", "Set14 x4"}
+    for dname, ax in ((d, panels[f"{d} x4"]) for d in ("Set5", "Set14")):
+        points = sorted(tuple(map(float, xy)) for c in ax.collections for xy in c.get_offsets())
+        want = sorted((flops / 1e9, sets[dname][0]) for _, _, flops, sets in runs.values() if flops)
+        assert points == pytest.approx(want), dname
+        lines = [float(y) for ln in ax.get_lines() for y in set(ln.get_ydata())]
+        assert lines == pytest.approx([runs["c"][3][dname][0]]), dname
+        assert "PSNR" in ax.get_ylabel()

@@ -45,8 +45,11 @@ def test_parse_options():
 def test_anysr_resource_flags_become_options():
     from lightsr.cli import build_parser, model_options
 
-    args = build_parser().parse_args(["eval", "--model", "anysr_srno_edsr", "--scale", "2", "--data", "d",
-                                      "--width", "0.7", "--max-gflops", "50", "--full-net", "--opt", "lam=4"])
-    assert model_options(args) == {"lam": 4, "width": 0.7, "max_gflops": 50.0, "mode": "full"}
+    base = ["eval", "--model", "anysr_srno_edsr", "--scale", "2", "--data", "d", "--opt", "lam=4"]
+    assert model_options(build_parser().parse_args(base + ["--width", "0.7"])) == {"lam": 4, "width": 0.7}
+    assert model_options(build_parser().parse_args(base + ["--max-gflops", "50"])) == {"lam": 4, "max_gflops": 50.0}
+    assert model_options(build_parser().parse_args(base + ["--full-net"])) == {"lam": 4, "mode": "full"}
+    with pytest.raises(LightSRError, match="--width and --full-net"):  # one sub-network flag at a time
+        model_options(build_parser().parse_args(base + ["--width", "0.7", "--full-net"]))
     args = build_parser().parse_args(["upscale", "a.png", "-o", "out", "--width", "0.5"])
     assert model_options(args) == {"width": 0.5}

@@ -464,3 +464,123 @@ def test_cli_quality_range_and_same_stem_collision(tmp_path, capsys):
     assert "would both be written to" in capsys.readouterr().err and not out.exists()
     assert main(["upscale", str(src), "-o", str(out), "-q"]) == 0  # same extensions: distinct names
     assert sorted(p.name for p in out.iterdir()) == ["x.jpg", "x.png"]
+
+
+# ------------------------------------------------------------------ 16 bit, --max-memory
+class NearestX2(nn.Module):
+    """x2 nearest neighbour after an identity 1x1 convolution: the output pixels are the input's,
+    exactly, so any loss of input precision shows in the output."""
+
+    scale = 2
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3)[:, :, None, None])
+
+    def forward(self, x):
+        return nn.functional.interpolate(self.conv(x), scale_factor=2, mode="nearest")
+
+
+def test_16bit_input_reaches_the_model_at_16_bit(tmp_path):
+    """A 16-bit ramp whose neighbours differ by 1/65535 (far below 1/255) goes into the model at full
+    precision and comes back exactly (array API, tiled, and a 16-bit PNG file through upscale_files);
+    an 8-bit cut anywhere on the way quantises it to multiples of 257. Broken on purpose (the
+    16-bit pixels rounded to 8 bit before the model, in memory) -> fails."""
+    from lightsr.imageio import read_png16
+
+    ramp = np.arange(30 * 40).reshape(30, 40) + 20000
+    a = np.stack([ramp, ramp + 3, 65535 - ramp], axis=2).astype(np.uint16)
+    up = Upscaler(NearestX2(), precision="fp32")
+    seen = []
+    up.model.register_forward_pre_hook(lambda m, i: seen.append((i[0].detach().float() * 65535).round()))
+    want = a.repeat(2, 0).repeat(2, 1)
+    for tile in (None, 16):
+        up.tile = tile
+        out = up(a)
+        assert out.dtype == np.uint16
+        np.testing.assert_array_equal(out, want)
+    inside = torch.cat([s.flatten() for s in seen])
+    assert (inside % 257 != 0).float().mean() > 0.9 and len(torch.unique(inside)) > 1000
+    up.tile = None
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "rgb16.png", a)
+    Image.fromarray(ramp.astype(np.uint16)).save(tmp_path / "in" / "gray16.png")  # I;16
+    stats = lightsr.upscale_files(up, [tmp_path / "in"], tmp_path / "out", progress=False)
+    assert stats.done == 2 and stats.failed == 0
+    np.testing.assert_array_equal(read_png16(tmp_path / "out" / "rgb16.png"), want)
+    gray = read(tmp_path / "out" / "gray16.png").array
+    assert gray.dtype == np.uint16
+    np.testing.assert_array_equal(gray[..., 0], ramp.astype(np.uint16).repeat(2, 0).repeat(2, 1))
+
+
+@pytest.mark.parametrize("text,want", [
+    ("2G", 2 * 2**30), ("2g", 2 * 2**30), ("2GB", 2 * 2**30), ("2GiB", 2 * 2**30), (" 2G ", 2 * 2**30),
+    ("1.5G", 1.5 * 2**30), ("512M", 512 * 2**20), ("512MB", 512 * 2**20), ("64K", 64 * 2**10),
+    ("1T", 2**40), ("2", 2 * 2**30), ("0.5", 2**29), (None, None)])
+def test_parse_memory_exact_bytes(text, want):
+    """K/M/G/T are powers of 1024 (B and iB accepted), a bare number is GB. Broken on purpose ("2G"
+    read as 2 MiB) -> fails."""
+    assert up_mod.parse_memory(text) == want
+
+
+@pytest.mark.parametrize("bad", ["", "G", "abc", "2X", "2 G B", "-1G", "0", "0M", "nan", "inf", "1e400G"])
+def test_parse_memory_refuses_garbage(bad):
+    with pytest.raises(LightSRError, match="--max-memory"):
+        up_mod.parse_memory(bad)
+
+
+def test_cli_max_memory_reaches_the_upscaler_in_bytes(tmp_path, monkeypatch):
+    got = []
+    real = up_mod.load
+
+    def spy(*a, **k):
+        got.append(k.get("max_memory"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(up_mod, "load", spy)
+    Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--max-memory", "2G", "-q"]) == 0
+    assert got == [2 * 2**30]
+
+
+class Wide(nn.Module):
+    """Known cost: its largest layer output is 32 float channels, 128 bytes per input pixel."""
+
+    scale = 2
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 12, 3, padding=1),
+                                  nn.PixelShuffle(2))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_max_memory_tile_fits_the_budget_by_the_cost_model():
+    """The tile picked from a budget is the largest multiple of 8 whose padded tile, at the model's
+    estimated bytes per pixel, fits the budget; a bigger budget never gives a smaller tile; the
+    run calls the model on tiles no larger. Broken on purpose (a tile side twice too long, 4x the
+    budget) -> fails."""
+    torch.manual_seed(0)
+    pad = 8
+    up = Upscaler(Wide(), precision="fp32", tile_pad=pad)
+    assert up._bytes_per_pixel() == 4 * 32 * 4  # the CPU estimate: 4 x the largest module output
+    up.max_memory = 10**12
+    assert up._tile_for_budget(100, 100) is None  # the whole image fits
+    bpp, prev = up._bpp, 0
+    for budget in (2**20, 1.5 * 2**20, 2**21, 2**22, 2**23, 2**24, 2**25):
+        up.max_memory = budget
+        tile = up._tile_for_budget(4000, 3000)
+        assert tile % 8 == 0 and tile >= prev, (budget, tile, prev)
+        assert (tile + 2 * pad) ** 2 * bpp <= budget, (budget, tile)  # a 2x side (4x memory) fails here
+        assert (tile + 8 + 2 * pad) ** 2 * bpp > budget, (budget, tile)  # and the largest that fits
+        prev = tile
+    up.max_memory = 2**20  # tile 24 on a 64x64 image: 3 x 3 tiles, none over (24 + 2 pad)^2 pixels
+    calls = _count_calls(up)
+    x = torch.rand(1, 3, 64, 64)
+    y = up(x)
+    assert y.shape == (1, 3, 128, 128) and len(calls) == 9
+    assert max(h * w for h, w in calls) * bpp <= 2**20

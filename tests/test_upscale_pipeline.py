@@ -305,3 +305,83 @@ def test_upscale_files_is_the_command_as_a_function(tmp_path):
     with pytest.raises(LightSRError, match="quality"):
         lightsr.upscale_files(up, [src], tmp_path / "none", quality=0)
     assert not (tmp_path / "none").exists()
+
+
+def _held_bytes(monkeypatch, limit: int, cost: int, n: int = 8) -> tuple[int, int]:
+    """(most output bytes held at once, most outputs held at once) of a pipelined run with instant
+    reads and model and a slow writer: an output is held from the end of its compute to the end
+    of its save."""
+    monkeypatch.setattr(pipeline, "QUEUE_BYTES", limit)
+    lock, held, peak = threading.Lock(), [0, 0], [0, 0]
+
+    def compute(item):
+        with lock:
+            held[0] += cost
+            held[1] += 1
+            peak[0], peak[1] = max(peak[0], held[0]), max(peak[1], held[1])
+        return item
+
+    def save(job, item, result):
+        time.sleep(0.05)
+        with lock:
+            held[0] -= cost
+            held[1] -= 1
+        return 0.0
+
+    class Bar:
+        def update(self, n=1):
+            pass
+
+    jobs = [pipeline.Job(i, Path(f"{i}.png"), Path(f"o{i}.png")) for i in range(n)]
+    stats = pipeline.run(jobs, lambda job: job.index, compute, save, lambda item: cost, lambda msg: None,
+                         Bar(), pipelined=True)
+    assert stats.done == n and stats.failed == 0
+    return peak[0], peak[1]
+
+
+def test_output_bytes_held_stay_under_the_queue_limit(monkeypatch):
+    """QUEUE_BYTES bounds the finished outputs held (the one being written included), whatever the
+    queue depth allows; an output larger than the limit waits for the writer to be idle (giant
+    images run serially). The model still runs ahead of the writer when the limit allows.
+    Broken on purpose (the byte limit removed: ``_Budget(float("inf"))``) -> fails."""
+    most, count = _held_bytes(monkeypatch, limit=1000, cost=400)
+    assert count == 2 and most == 800  # the queues alone would allow 4 (DEPTH 2 + writing + waiting)
+    most, count = _held_bytes(monkeypatch, limit=1000, cost=1500)
+    assert count == 1 and most == 1500
+    most, count = _held_bytes(monkeypatch, limit=10**9, cost=400)
+    assert count > 2  # the limit, not the queues, held the first runs back
+
+
+def test_upscale_files_reserves_each_outputs_bytes(tmp_path, capsys, monkeypatch):
+    """Through ``lightsr upscale``: the pipeline reserves what each output really takes, so with a
+    limit of 1.5 outputs only one finished output is held at a time. Broken on purpose (the output
+    cost estimate returning 0, or the limit removed) -> fails."""
+    from lightsr.upscaler import Upscaler
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(src / f"f{i}.png")
+    out_bytes = 32 * 32 * 3  # x4, uint8 RGB
+    monkeypatch.setattr(pipeline, "QUEUE_BYTES", out_bytes * 3 // 2)
+    lock, held, peak = threading.Lock(), [0], [0]
+    real_upscale, real_encode = Upscaler.upscale_array, io._encode
+
+    def upscale_array(self, arr, outscale=None):
+        out = real_upscale(self, arr, outscale)
+        with lock:
+            held[0] += 1
+            peak[0] = max(peak[0], held[0])
+        return out
+
+    def encode(tmp, *args):
+        time.sleep(0.05)
+        real_encode(tmp, *args)
+        with lock:
+            held[0] -= 1
+
+    monkeypatch.setattr(Upscaler, "upscale_array", upscale_array)
+    monkeypatch.setattr(io, "_encode", encode)
+    rc, err = _upscale(capsys, src, "-o", tmp_path / "out")
+    assert rc == 0 and len(list((tmp_path / "out").iterdir())) == 6, err
+    assert peak[0] == 1, peak[0]

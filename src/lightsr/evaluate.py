@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.benchmark import BenchmarkFolder, to_rgb
+from .data.benchmark import BenchmarkFolder, norm_scale, scale_text, to_rgb
 from .errors import LightSRError
 from .metrics import psnr_ssim, shave_for
 
@@ -108,8 +108,7 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
 
     if isinstance(folders, (str, Path)):
         folders = [folders]
-    scale = float(scale)
-    scale = int(scale) if scale.is_integer() else scale
+    scale = norm_scale(scale)  # a number, or (s_h, s_w) for a continuous model
     sets = [f if isinstance(f, BenchmarkFolder) else BenchmarkFolder(f, scale, protocol, cache_dir) for f in folders]
     names = [bf.name for bf in sets]
     dup = {n for n in names if names.count(n) > 1}
@@ -149,7 +148,7 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
     try:
         for bf in sets:
             per_image = {}
-            bar.set_description(f"{bf.name} x{scale:g}")
+            bar.set_description(f"{bf.name} x{scale_text(scale)}")
             for path in bf.files:
                 pair = bf.load(path)
                 x = _to_tensor(to_rgb(pair.lr), dev, dtype)
@@ -157,9 +156,9 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
                     y = self_ensemble_fn(fn, x) if self_ensemble else fn(x)
                 if y.ndim != 4 or y.shape[1] != 3 or tuple(y.shape[-2:]) != pair.hr.shape[:2]:
                     raise LightSRError(f"{bf.name}/{pair.name}: model output {tuple(y.shape)} does not match "
-                                       f"the HR size {pair.hr.shape[0]}x{pair.hr.shape[1]} at x{scale:g}")
+                                       f"the HR size {pair.hr.shape[0]}x{pair.hr.shape[1]} at x{scale_text(scale)}")
                 sr = _to_uint8(y)
-                p, s = psnr_ssim(sr, pair.hr, scale, protocol, y_only=y_only)
+                p, s = psnr_ssim(sr, pair.hr, _shave_scale(scale), protocol, y_only=y_only)
                 per_image[pair.name] = {"psnr": p, "ssim": s}
                 if targets:
                     from .imageio import write_image
@@ -177,15 +176,30 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
     return results
 
 
+def _shave_scale(scale) -> float:
+    """The scale whose border is shaved: an asymmetric (s_h, s_w) shaves its larger factor on both axes."""
+    return max(scale) if isinstance(scale, tuple) else scale
+
+
+def _check_asymmetric(name: str, continuous: bool, scale, self_ensemble: bool) -> None:
+    """An (s_h, s_w) scale runs only on a continuous-scale model, and not through the x8 ensemble."""
+    if isinstance(scale, tuple) and not continuous:
+        raise LightSRError(f"{name} is a fixed-scale model: an asymmetric --scale {scale_text(scale)} needs a "
+                           "continuous-scale model (e.g. anysr_srno_edsr, srno_edsr)")
+    if isinstance(scale, tuple) and self_ensemble:
+        raise LightSRError(f"--self-ensemble rotates the image, which swaps the axes of --scale {scale_text(scale)}; "
+                           "leave it out for an asymmetric scale")
+
+
 def format_table(results: dict, scale: float, protocol: str = "standard") -> str:
     rows = [("dataset", "scale", "PSNR", "SSIM")]
     for name, r in results.items():
-        rows.append((name, f"x{scale:g}", f"{r['psnr']:.4f}", f"{r['ssim']:.4f}"))
+        rows.append((name, f"x{scale_text(scale)}", f"{r['psnr']:.4f}", f"{r['ssim']:.4f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines) + f"\n(Y channel, {protocol} protocol, {shave_for(scale)} px shaved)"
+    return "\n".join(lines) + f"\n(Y channel, {protocol} protocol, {shave_for(_shave_scale(scale))} px shaved)"
 
 
 def run_meta(model: nn.Module, scale: float, weights, *, name: str | None = None, weights_given: bool = False,
@@ -252,6 +266,7 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
     from .models import build_model, pick_device
 
     options = dict(options or {})
+    scale = None if scale is None else norm_scale(scale)  # a number, or (s_h, s_w) for a continuous model
     detected = None
     if model is None:  # the architecture, scale and options are read from the weights' keys and shapes
         from .models.loading import describe
@@ -259,13 +274,18 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
         if not weights:
             raise LightSRError("eval needs --model NAME, or --weights FILE to read the architecture from")
         detected = describe(weights)
+        _check_asymmetric(detected.model, detected.continuous, scale, self_ensemble)
         scale = detected.run_scale(scale)
         if scale is None:
             raise LightSRError(f"{weights} is a continuous-scale {detected.model} checkpoint; pass --scale")
     if scale is None:
         raise LightSRError("--scale is required with --model (without --model it is read from --weights)")
-    if scale is None or not math.isfinite(scale) or scale <= 1:
-        raise LightSRError(f"--scale must be a number above 1, got {scale}")
+    if not all(math.isfinite(v) and v > 1 for v in (scale if isinstance(scale, tuple) else (scale,))):
+        raise LightSRError(f"--scale must be a number above 1 (or s_h x s_w, each above 1), got {scale_text(scale)}")
+    if model is not None and isinstance(scale, tuple):
+        from .models import get_entry
+
+        _check_asymmetric(get_entry(model).name, get_entry(model).scales is None, scale, self_ensemble)
     if json_path and Path(json_path).exists() and not overwrite:
         raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
     for d in data:  # fail on a bad folder before building the model
@@ -276,11 +296,11 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
         from .models import get_entry
 
         entry = get_entry(model)
-        weights = entry.shipped_weights(scale)
+        weights = None if isinstance(scale, tuple) else entry.shipped_weights(scale)
         if weights is not None:
             print(f"lightsr: using the weights shipped with lightsr: {weights.name}", file=sys.stderr)
         elif entry.family != "interpolation" and not random_weights:
-            raise LightSRError(f"no --weights given and none shipped for {entry.name} x{scale:g}; pass "
+            raise LightSRError(f"no --weights given and none shipped for {entry.name} x{scale_text(scale)}; pass "
                                "--weights FILE, or --random-weights to score a randomly initialised model")
     if detected is not None:
         from .models.loading import resolve

@@ -57,7 +57,7 @@ class Runner:
         else:
             self.channels_last = bool(channels_last)
             if self.channels_last:
-                self.model.to(memory_format=torch.channels_last)
+                P.to_channels_last(self.model)
         self.compiled = None
         if compile:
             self.compiled = self._compile()

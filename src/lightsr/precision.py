@@ -85,11 +85,24 @@ def use_channels_last(model: nn.Module, device: torch.device | str, precision: s
 
 
 def prepare(model: nn.Module, device: torch.device | str, precision: str) -> bool:
-    """Move ``model``'s parameters to its fast memory format in place; returns True for channels_last."""
-    if use_channels_last(model, device, precision):
-        model.to(memory_format=torch.channels_last)
-        return True
-    return False
+    """Move ``model``'s parameters to its fast memory format in place; returns True for channels_last.
+
+    Only 4-D tensors (2-D convolution weights) change format (:func:`to_channels_last`):
+    ``Module.to(memory_format=...)`` refuses a model with 5-D weights (ArbSR's scale-aware filter
+    banks), which keep theirs."""
+    if not use_channels_last(model, device, precision):
+        return False
+    to_channels_last(model)
+    return True
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Every 4-D parameter and buffer of ``model`` in channels_last, in place; others unchanged."""
+    with torch.no_grad():
+        for t in (*model.parameters(), *model.buffers()):
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def to_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:

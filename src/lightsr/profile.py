@@ -63,9 +63,10 @@ def check_convention(convention: str) -> str:
 
 
 def input_size_for(scale: float, output_size: tuple[int, int] = (720, 1280)) -> tuple[int, int]:
-    """LR size whose x``scale`` output is ``output_size``: (round(H / s), round(W / s))."""
-    h, w = output_size
-    return max(1, round(h / scale)), max(1, round(w / scale))
+    """LR size whose x``scale`` output is ``output_size``: (round(H / s_h), round(W / s_w)); ``scale``
+    a number or a continuous model's (s_h, s_w)."""
+    (h, w), (sh, sw) = output_size, (scale if isinstance(scale, tuple) else (scale, scale))
+    return max(1, round(h / sh)), max(1, round(w / sw))
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -278,6 +279,8 @@ def profile_model(model: nn.Module, scale: float, output_size: tuple[int, int] =
     }
     if getattr(model, "width", None) is not None:
         out["width"] = model.width
+    if callable(getattr(model, "cost", None)):  # AnySR: the encoder (Table 3's count) and the head beside it
+        out["encoder_macs"], out["head_macs"] = (int(v) for v in model.cost(size_in, scale))
     if latency:
         out.update(measure_latency(model, scale, input_size=size_in, **latency_kw))
     return out
@@ -295,6 +298,9 @@ def summary(result: dict) -> str:
     unit = "MACs" if result["convention"] == "macs" else "FLOPs (fvcore convention)"
     line = (f"{result['model']} x{result['scale']:g}: {result['params']:,} params, "
             f"{result['flops'] / 1e9:.2f} G {unit} at {ow}x{oh} output ({iw}x{ih} input)")
+    if "encoder_macs" in result:
+        line += (f" [width {result.get('width', 1):g}: encoder {result['encoder_macs'] / 1e9:.2f} G MACs "
+                 f"(Table 3's count, what --max-gflops budgets) + head {result['head_macs'] / 1e9:.2f} G]")
     if "latency_ms" in result:
         line += (f", {result['latency_ms']:.1f} ms on {result['device']} ({result['threads']} threads, "
                  f"{result['precision']}{', compiled' if result.get('compiled') else ''})")
@@ -305,9 +311,10 @@ def summary(result: dict) -> str:
 def run_profile(model: str, scale: float, *, options: dict | None = None, device=None, width: float | None = None,
                 output_size: str | Sequence[int] | None = None, input_size: str | Sequence[int] | None = None,
                 convention: str = "macs", latency: bool = True, precision: str = "fp32", compile: bool = False,
-                json_path: str | None = None, overwrite: bool = False) -> dict:
+                json_path: str | None = None, overwrite: bool = False, max_gflops: float | None = None) -> dict:
     """``lightsr profile`` as a function: build the registered ``model`` at ``scale`` (random weights:
-    the figures do not depend on them), pick its sub-network (``width``, else the one of ``scale`` for
+    the figures do not depend on them), pick its sub-network (``width``; or the widest whose encoder
+    fits ``max_gflops`` at this size; else the one of ``scale`` for
     width-sliced models), count and time it (:func:`profile_model`) and, with
     ``json_path``, write the result. Sizes are (H, W) or ``"HxW"``; at most one of them is given
     (default: 1280x720 output). :func:`summary` is the line the command prints."""
@@ -321,6 +328,12 @@ def run_profile(model: str, scale: float, *, options: dict | None = None, device
     if json_path and Path(json_path).exists() and not overwrite:
         raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
     net = build_model(model, scale, None, options, device)
+    if max_gflops is not None:
+        if width is not None:
+            raise LightSRError("--width and --max-gflops both choose the AnySR sub-network; give one of them")
+        if not hasattr(net, "width_for_budget"):
+            raise LightSRError(f"model {model} has no width-sliced sub-networks (--max-gflops)")
+        width = net.width_for_budget(max_gflops, size_in or input_size_for(scale, size_out), scale)
     if width is not None:
         if not hasattr(net, "set_width"):
             raise LightSRError(f"model {model} has no width-sliced sub-networks (--width)")

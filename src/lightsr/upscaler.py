@@ -84,7 +84,8 @@ class Upscaler:
         self.self_ensemble = self_ensemble
         self.max_memory = max_memory  # bytes
         self.progress = progress
-        self.outscale = outscale
+        self.outscale = _norm_scale(outscale)
+        self._check_asymmetric(self.outscale)  # before any image
         self._bpp: float | None = None  # estimated bytes per input pixel
 
     # -- public ----------------------------------------------------------------------------------
@@ -106,8 +107,8 @@ class Upscaler:
         return float(self.scale) if self.scale is not None else 1.0
 
     def output_size(self, h: int, w: int, outscale: float | None = None) -> tuple[int, int]:
-        s = outscale if outscale is not None else self.native_scale
-        return int(round(h * s)), int(round(w * s))
+        sh, sw = _axes(outscale if outscale is not None else self.native_scale)
+        return int(round(h * sh)), int(round(w * sw))
 
     def upscale_tensor(self, x: torch.Tensor, outscale: float | None = None) -> torch.Tensor:
         """Float tensor in [0, 1], (C, H, W) or (B, C, H, W), C = 1 or 3 -> upscaled, clamped to [0, 1]."""
@@ -115,6 +116,7 @@ class Upscaler:
             raise LightSRError(f"expected a float (C, H, W) or (B, C, H, W) tensor with C = 1 or 3, "
                                f"got {x.dtype} {tuple(x.shape)}")
         _check_values(x)
+        outscale = _norm_scale(outscale)
         squeeze = x.ndim == 3
         xb = x[None] if squeeze else x
         outs = []
@@ -129,6 +131,7 @@ class Upscaler:
     def upscale_array(self, arr: np.ndarray, outscale: float | None = None) -> np.ndarray:
         """(H, W[, C]) uint8 / uint16 / float [0, 1] numpy image -> upscaled, same dtype and channels."""
         arr = np.asarray(arr)
+        outscale = _norm_scale(outscale)
         squeeze = arr.ndim == 2
         if squeeze:
             arr = arr[:, :, None]
@@ -179,11 +182,18 @@ class Upscaler:
     def _out_hw(self, h: int, w: int, outscale: float | None) -> tuple[int, int]:
         if outscale is None:
             if self.continuous:
-                raise LightSRError("a continuous-scale model needs an output scale (--outscale)")
+                raise LightSRError("a continuous-scale model needs an output scale (--scale, or --outscale)")
             return h * int(self.scale), w * int(self.scale)
-        if outscale <= 0 or not math.isfinite(outscale):
+        if not all(v > 0 and math.isfinite(v) for v in _axes(outscale)):
             raise LightSRError(f"output scale must be positive, got {outscale}")
+        self._check_asymmetric(outscale)
         return self.output_size(h, w, outscale)
+
+    def _check_asymmetric(self, outscale) -> None:
+        """An (s_h, s_w) scale runs only on a continuous model, and not through the x8 ensemble."""
+        if isinstance(outscale, tuple) and (not self.continuous or self.self_ensemble):
+            raise LightSRError(f"an asymmetric scale ({outscale[0]:g}x{outscale[1]:g}) needs a continuous-scale model "
+                               "and no self-ensemble (its rotations swap the axes)")
 
     def _rgb(self, x: torch.Tensor, outscale: float | None) -> torch.Tensor:
         oh, ow = self._out_hw(x.shape[-2], x.shape[-1], outscale)
@@ -196,8 +206,8 @@ class Upscaler:
         """Yield finished output row bands ``(y0, y1, (1, 3, y1-y0, W_out) float32)`` of image ``x``."""
         h, w = x.shape[-2:]
         if self.continuous:
-            s = float(outscale)
-            if self.tile is None or s != int(s):  # tiles of a fractional grid do not align: whole image
+            s = outscale if isinstance(outscale, tuple) else float(outscale)
+            if self.tile is None or isinstance(s, tuple) or s != int(s):  # a fractional grid's tiles do not align
                 yield 0, self._out_hw(h, w, outscale)[0], self._forward(x, s)
                 return
             native = s
@@ -300,8 +310,9 @@ class Upscaler:
             y = run(xd)
         y = y.float().cpu()
         if ph or pw:
-            y0, x0 = int(round(top * s)), int(round(left * s))
-            y = y[:, :, y0:y0 + int(round(h * s)), x0:x0 + int(round(w * s))]
+            sh, sw = _axes(s)
+            y0, x0 = int(round(top * sh)), int(round(left * sw))
+            y = y[:, :, y0:y0 + int(round(h * sh)), x0:x0 + int(round(w * sw))]
         return y
 
     def _tile_for_budget(self, h: int, w: int) -> int | None:
@@ -364,6 +375,22 @@ def release_freed_memory(size: int) -> None:
     trim = _malloc_trim() if size >= TRIM_BYTES else None
     if trim is not None:
         trim(0)
+
+
+def _axes(scale) -> tuple[float, float]:
+    """An output scale as (s_h, s_w): a number for both axes, or the pair of an asymmetric scale."""
+    return (float(scale), float(scale)) if isinstance(scale, (int, float)) else (float(scale[0]), float(scale[1]))
+
+
+def _norm_scale(scale):
+    """None, a number, or (s_h, s_w) when the two differ (continuous-scale models); a pair of equal
+    scales is that number."""
+    if scale is None or isinstance(scale, (int, float)):
+        return scale
+    from .layers.coords import parse_scale
+
+    sh, sw = parse_scale(scale)
+    return (sh, sw) if sh != sw else (int(sh) if sh.is_integer() else sh)
 
 
 def _clamped(bands: Iterator[tuple[int, int, torch.Tensor]]) -> Iterator[tuple[int, int, torch.Tensor]]:
@@ -481,6 +508,30 @@ def _missing_weights_error(name: str, scale: int | None, default: bool) -> Light
                         f"that ships weights (`lightsr list-models --details`)")
 
 
+def _fixed_scale_error(name: str, scale) -> LightSRError:
+    """A fractional or asymmetric ``--scale`` asked of a fixed-scale model: the one-line way out."""
+    if isinstance(scale, tuple):
+        return LightSRError(f"{name} is a fixed-scale model: an asymmetric scale ({scale[0]:g}x{scale[1]:g}) "
+                            "needs a continuous-scale model (e.g. anysr_srno_edsr, srno_edsr)")
+    return LightSRError(f"{name} is a fixed-scale model: --scale {scale:g} needs a continuous-scale model; "
+                        f"use --outscale {scale:g} (its native scale, then bicubic)")
+
+
+def _continuous_outscale(model: nn.Module, name: str, scale, outscale, any_scale: bool):
+    """The output scale to run: a continuous model's ``scale`` (``outscale`` is its older spelling,
+    the two must agree); a fixed-scale model keeps ``outscale`` and refuses a fractional or
+    asymmetric ``scale``."""
+    if not getattr(model, "continuous", False):
+        if any_scale:
+            raise _fixed_scale_error(name, scale)
+        return outscale
+    if scale is None:
+        return outscale
+    if outscale is not None and _norm_scale(outscale) != scale:
+        raise LightSRError(f"--scale and --outscale differ for continuous-scale model {name}; give --scale only")
+    return scale
+
+
 def _arch_from_file(path: Path) -> tuple[str, int | None, dict]:
     """(architecture, scale, options) of a checkpoint, read from its keys and shapes."""
     from .models.loading import describe
@@ -500,7 +551,9 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     given), a checkpoint file of any supported architecture (official layouts included: the
     architecture, scale and options are read from its keys and shapes), or ``None`` for the default
     model (or, with ``weights``, whatever the weights are). ``scale``: the model's native scale
-    (default: the checkpoint's, else 4, or the one that fits ``outscale``). ``precision``: ``"auto"``
+    (default: the checkpoint's, else 4, or the one that fits ``outscale``); a continuous-scale model
+    runs at it, whatever it is (2.5, or an (s_h, s_w) pair), and a fixed-scale model refuses a
+    fractional or asymmetric one (``outscale`` is its native scale, then bicubic). ``precision``: ``"auto"``
     (bf16 where the device does it natively and the model tolerates it, else fp32), ``"fp32"``,
     ``"bf16"`` or ``"fp16"`` (CUDA); ``compile``: torch.compile (falls back to eager with one line).
     Raises :class:`LightSRError` with one line for anything missing or mismatched. The returned
@@ -511,6 +564,8 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     from .precision import resolve as resolve_precision
 
     options = dict(options or {})
+    scale = _norm_scale(scale)
+    any_scale = scale is not None and (isinstance(scale, tuple) or float(scale) != int(scale))  # continuous only
     dev = pick_device(device)
     precision = _precision_from_flags(precision, half, bf16)
     resolve_precision(precision, dev)  # an unknown precision or fp16 on a CPU fails before loading
@@ -530,7 +585,7 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
             scale = next((s for s in (2, 3, 4) if s >= outscale - 1e-9 and
                           get_entry(default_model(s)).shipped_weights(s) is not None), None)
         try:
-            entry = get_entry(default_model(scale) if default else str(name_or_path))
+            entry = get_entry(default_model(None if any_scale else scale) if default else str(name_or_path))
         except LightSRError:
             if default:
                 raise _missing_weights_error(DEFAULT_MODEL, scale or 4, True) from None
@@ -540,16 +595,21 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
             have = sorted(entry.pretrained)
             fits = [s for s in have if s >= outscale - 1e-9]
             scale = int(fits[0] if fits else have[-1])
+        if any_scale and entry.scales is not None:
+            raise _fixed_scale_error(entry.name, scale)
         if scale is not None and entry.scales is not None and (float(scale) != int(scale) or int(scale) not in entry.scales):
             allowed = ", ".join(f"x{v:g}" for v in entry.scales)
             raise LightSRError(f"model {entry.name} supports scales {allowed}, not x{scale:g}")
         if weights is None:
-            scale, path = _shipped_weights(entry, scale if scale is None else int(scale))
+            native, path = _shipped_weights(entry, None if scale is None or entry.scales is None else int(scale))
             if path is None:
-                raise _missing_weights_error(entry.name, scale if entry.scales is not None else None, default)
+                raise _missing_weights_error(entry.name, native if entry.scales is not None else None, default)
             weights = path
+            scale = native if entry.scales is not None else scale  # a continuous model keeps the asked scale
         spec = entry.name
-    model, desc = resolve(spec, weights=weights, scale=scale, options=options, device="cpu", shipped=False)
+    model, desc = resolve(spec, weights=weights, scale=None if any_scale else scale, options=options,
+                          device="cpu", shipped=False)
+    outscale = _continuous_outscale(model, desc.model, scale, outscale, any_scale)
     up = Upscaler(model, dev, precision, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble,
                   max_memory=max_memory, progress=progress, outscale=outscale, compile=compile)
     up.descriptor = desc
@@ -583,8 +643,8 @@ def parse_memory(text: str | None) -> float | None:
             value = float(t) * 2**30
     except ValueError:
         raise LightSRError(f"--max-memory expects a size like 4G or 512M, got {text!r}") from None
-    if value <= 0:
-        raise LightSRError(f"--max-memory must be positive, got {text!r}")
+    if not 0 < value < math.inf:  # nan and inf too: a budget no tile can be computed from
+        raise LightSRError(f"--max-memory must be a positive, finite size, got {text!r}")
     return value
 
 

@@ -6,7 +6,7 @@ from ._options import model_args, model_options, resource_args
 
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM on benchmark folders (standard protocol by default)")
-    model_args(p, model_required=False)  # without --model, the architecture and scale come from --weights
+    model_args(p, model_required=False, scale_pairs=True)  # without --model: architecture, scale from --weights
     p.add_argument("--weights", help="checkpoint (.pth or .safetensors)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of HR images")
     resource_args(p)

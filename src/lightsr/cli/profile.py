@@ -16,6 +16,8 @@ def add_parser(sub) -> None:
                    help="macs: conv/linear/matmul multiply-accumulates (default); fvcore: fvcore's rules "
                         "(+ norms, bilinear resampling, adaptive pooling), as HiT-SR, C2D-ISR, HASN count")
     p.add_argument("--width", type=float, default=None, help="AnySR sub-network width")
+    p.add_argument("--max-gflops", type=float, default=None, metavar="G",
+                   help="AnySR: the widest sub-network whose encoder (Table 3's count) needs <= G x 1e9 MACs here")
     p.add_argument("--no-latency", action="store_true", help="count only, do not time")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
                    help="latency in this precision (default fp32, the plain path; auto: what upscale runs)")
@@ -27,7 +29,8 @@ def run(args) -> int:
     from ..profile import run_profile, summary
 
     result = run_profile(args.model, args.scale, options=parse_options(args.opt), device=args.device,
-                         width=args.width, output_size=args.output_size, input_size=args.input_size,
+                         width=args.width, max_gflops=args.max_gflops, output_size=args.output_size,
+                         input_size=args.input_size,
                          convention=args.convention, latency=not args.no_latency, precision=args.precision,
                          compile=args.compile,
                          json_path=args.json, overwrite=args.overwrite)

@@ -4,10 +4,34 @@ scripts that register their own models first call :func:`main` with the train fl
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from ..errors import LightSRError
 from ._options import parse_options
+
+
+def loss_name(name: str) -> str:
+    """``--loss``: a name of the loss registry (:data:`lightsr.train.losses.LOSSES`), read when given."""
+    from ..train.losses import get_loss
+
+    try:
+        get_loss(name)
+    except LightSRError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
+
+
+def step_list(text: str) -> list[int]:
+    """``--keep_steps 100000,200000`` -> [100000, 200000] (positive integers)."""
+    try:
+        steps = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive step numbers separated by commas, got {text!r}")
+    return steps
 
 
 def add_parser(sub) -> None:
@@ -29,7 +53,8 @@ def add_parser(sub) -> None:
     flag("train_dir", nargs="+", metavar="DIR", help="folder(s) of HR training images")
     flag("val_dir", metavar="DIR", help="folder of HR images for validation PSNR (Y, shave = scale)")
     flag("out", metavar="DIR", help="run directory (an existing one needs --resume)")
-    flag("resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    flag("resume", action="store_true", help="continue the run in --out from its last checkpoint, with the "
+         "settings of its config.json (flags given override them where exact resume allows)")
     flag("iters", type=int, help="total iterations")
     flag("epochs", type=float, help="total epochs (when --iters is not given)")
     flag("batch_size", type=int, help="batch size per process")
@@ -37,7 +62,8 @@ def add_parser(sub) -> None:
     flag("lr_patch", type=int, help="LR patch side (alternative to --patch_size)")
     flag("repeat", type=int, help="times every image is visited per epoch")
     flag("lr", type=float, help="peak learning rate")
-    flag("loss", choices=["l1", "charbonnier", "l1_kl"])
+    flag("loss", type=loss_name, metavar="NAME", help="pixel loss: a name of lightsr.train.losses.LOSSES "
+         "(l1, l2, charbonnier, l1_kl, l1_tv, ...)")
     flag("optimizer", choices=["adam", "adamw"])
     flag("schedule", choices=["multistep", "cosine", "constant"])
     flag("ema", type=float, help="EMA decay (0 = off)")
@@ -47,8 +73,12 @@ def add_parser(sub) -> None:
     flag("holdout", type=int, metavar="N", help="without --val_dir: validate on N images held out of the "
          "first training folder (default 10)")
     flag("keep", type=int, metavar="N", help="step checkpoints kept (default 2)")
-    flag("init", metavar="FROM", help="initialise from weights or a run directory (stage 2 / warm start); "
-         "only the head may differ")
+    flag("keep_steps", type=step_list, metavar="S1,S2", help="milestone steps whose checkpoints are always "
+         "written and never pruned by --keep (e.g. 100000,200000)")
+    flag("head_warmup", type=int, metavar="N", help="first N iterations train only the head (e.g. the fresh "
+         "up-sampler of C2D stage 2) at the peak LR; the schedule runs over the rest")
+    flag("init", metavar="FROM", help="initialise from a weights file, a step checkpoint (RUN/ckpt/step_N) or "
+         "a run directory (its final, else best, else newest step weights); only the head may differ")
     flag("device", help="cpu, cuda ... (default: cuda if available)")
     flag("workers", type=int, help="DataLoader worker processes")
     flag("seed", type=int)
@@ -63,17 +93,43 @@ def add_parser(sub) -> None:
 
 
 def config_from_args(args):
-    """Recipe defaults, then the flags given on the command line: a :class:`~lightsr.train.config.TrainConfig`."""
+    """Recipe defaults, then the flags given on the command line: a :class:`~lightsr.train.config.TrainConfig`.
+    With ``--resume`` and a ``config.json`` in the run directory, that file replaces the recipe: only
+    ``--out DIR --resume`` is needed, and flags given still override it (the trainer refuses, in one
+    line, a change that would break exact resume)."""
+    cfg = apply_flags(base_config(args), args)
+    saved = Path(cfg.out) / "config.json"
+    if args.resume and saved.is_file():
+        from ..train.config import TrainConfig
+
+        try:
+            data = json.loads(saved.read_text())
+        except (OSError, ValueError) as exc:
+            raise LightSRError(f"--resume: {saved} is unreadable ({exc})") from None
+        saved_cfg = TrainConfig.from_json(data, source=str(saved))
+        for k in TrainConfig.SESSION_KEYS:  # that session's limits, not this one's
+            setattr(saved_cfg, k, getattr(TrainConfig, k))
+        cfg = apply_flags(saved_cfg, args)
+    return cfg
+
+
+def base_config(args):
+    """The recipe's config (``--recipe``; rdb_esa for the study-notes command naming no model), or the defaults."""
     from ..train.config import TrainConfig
     from ..train.recipes import get_recipe
 
     if args.recipe:
-        cfg = get_recipe(args.recipe, scale=args.scale)
+        cfg = get_recipe(args.recipe, scale=args.scale, model=args.model)
     elif args.model in (None, "rdb_esa"):  # the study-notes command names no model: its network
         cfg = get_recipe("rdb_esa", scale=args.scale)
     else:
         cfg = TrainConfig(out="")
-    if args.model:
+    return cfg
+
+
+def apply_flags(cfg, args):
+    """The flags given on the command line, over ``cfg``."""
+    if args.model and not args.recipe:  # a recipe applied --model itself (get_recipe)
         cfg.model = args.model
     if args.scale is not None:
         cfg.scale = args.scale
@@ -82,7 +138,8 @@ def config_from_args(args):
               "loss": "loss", "amp": "amp", "ema": "ema", "clip_grad": "clip_grad", "val_every": "val_every",
               "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
               "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
-              "precision": "precision", "holdout": "holdout", "keep": "keep"}
+              "precision": "precision", "holdout": "holdout", "keep": "keep", "keep_steps": "keep_steps",
+              "head_warmup": "head_warmup"}
     for a, k in simple.items():
         v = getattr(args, a, None)
         if v is not None:
@@ -108,10 +165,11 @@ def config_from_args(args):
 
 
 def run(args) -> int:
+    """Exit 0 at the end of the run; 128 + N when signal N stopped it (130 for Ctrl-C), with a checkpoint."""
     from ..train.engine import train
 
-    train(config_from_args(args), resume=args.resume)
-    return 0
+    res = train(config_from_args(args), resume=args.resume)
+    return 128 + int(res["signal"]) if res.get("signal") else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LightSRError
-from ._options import model_options, resource_args, scale_value
+from ._options import model_options, resource_args, scale_or_pair
 
 
 def add_parser(sub) -> None:
@@ -24,9 +24,11 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
     resource_args(p)
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
-    p.add_argument("--scale", type=scale_value, default=None, help="the model's native scale (default 4)")
+    p.add_argument("--scale", type=scale_or_pair, default=None,
+                   help="the model's native scale (default 4); a continuous-scale model runs at any scale, "
+                        "e.g. 2.5, or s_h x s_w such as 2x3")
     p.add_argument("--outscale", type=float, default=None, metavar="F",
-                   help="final scale: native model scale then MATLAB bicubic (e.g. 3.5), or a continuous model")
+                   help="final scale of a fixed-scale model: its native scale, then MATLAB bicubic (e.g. 3.5)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     p.add_argument("--tile", type=int, default=0, metavar="N", help="tile size in input pixels (0: whole image)")
     p.add_argument("--tile-pad", type=int, default=16, metavar="P", help="context pixels around each tile")
@@ -73,6 +75,8 @@ def run(args) -> int:
               bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None,
               tile_pad=args.tile_pad, self_ensemble=args.self_ensemble, max_memory=parse_memory(args.max_memory),
               progress=not args.quiet, outscale=args.outscale, options=model_options(args))
+    if up.continuous and up.outscale is None:  # one line now rather than one per file
+        raise LightSRError(f"{up.descriptor.model} is a continuous-scale model: give --scale (e.g. 2.5, or 2x3)")
     try:
         stats = upscale_files(up, inputs, args.output, suffix=args.suffix, ext=ext, overwrite=args.overwrite,
                               quality=args.quality, png_level=args.png_level, progress=not args.quiet)
@@ -81,4 +85,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 143
     print(f"lightsr: {describe(stats)}", file=sys.stderr)
+    report = getattr(up.model, "budget_report", None)  # AnySR --max-gflops: what ran, and the head's cost
+    if args.max_gflops is not None and callable(report) and report():
+        print(f"lightsr: {report()}", file=sys.stderr)
     return 1 if stats.failed else 0

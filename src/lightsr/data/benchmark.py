@@ -14,7 +14,8 @@ For each image file of the folder (sorted by name; ``.png .jpg .jpeg .bmp .tif .
 Non-integer scales (x2.5, continuous models) follow LIIF/HIIF's benchmark wrapper
 (``SRImplicitDownsampled``): ``h_lr = floor(H / s + 1e-9)``, HR cropped to ``round(h_lr * s)``, LR
 resized to the explicit size ``(h_lr, w_lr)`` (MATLAB then uses ``scale = out / in`` per axis);
-LIIF's resize is PIL bicubic, here it is MATLAB's, as for the integer scales.
+LIIF's resize is PIL bicubic, here it is MATLAB's, as for the integer scales. An asymmetric scale
+(s_h, s_w) (continuous models, ``lightsr eval --scale 2x3``) applies the same rule per axis.
 
 The LR of a gray file is computed on its single channel (identical to downscaling the replicated
 RGB image), so the LR cache does not depend on the protocol. The cache lives in
@@ -39,7 +40,7 @@ from ..imageio import READ_EXTENSIONS
 from ..metrics import get_protocol
 
 __all__ = ["IMAGE_EXTENSIONS", "Pair", "BenchmarkFolder", "list_images", "lr_size", "crop_hr", "make_lr",
-           "to_rgb", "default_cache_dir"]
+           "to_rgb", "default_cache_dir", "norm_scale", "scale_text"]
 
 IMAGE_EXTENSIONS = READ_EXTENSIONS  # one list of image extensions, in lightsr.imageio
 _CACHE_VERSION = "v2"  # bump when the LR recipe changes
@@ -78,26 +79,47 @@ def as_8bit(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def lr_size(hr_hw: tuple[int, int], scale: float) -> tuple[int, int]:
-    """LR size of an HR image: ``floor(H / s)`` per axis (LIIF's ``+ 1e-9`` guards x2.5 etc.)."""
-    return tuple(int(math.floor(n / scale + 1e-9)) for n in hr_hw)  # type: ignore[return-value]
+def norm_scale(scale) -> int | float | tuple[float, float]:
+    """A scale as an int or float, or (s_h, s_w) when the two differ (an asymmetric scale)."""
+    from ..layers.coords import parse_scale
+
+    sh, sw = parse_scale(scale)
+    return (sh, sw) if sh != sw else (int(sh) if sh.is_integer() else sh)
 
 
-def crop_hr(hr: np.ndarray, scale: float) -> np.ndarray:
-    """Crop bottom/right to ``round(floor(H / s) * s)``: a multiple of an integer scale."""
+def scale_text(scale) -> str:
+    """``4``, ``2.5`` or ``2x3`` (s_h x s_w), for messages and cache folders."""
+    s = norm_scale(scale)
+    return f"{s[0]:g}x{s[1]:g}" if isinstance(s, tuple) else f"{s:g}"
+
+
+def lr_size(hr_hw: tuple[int, int], scale) -> tuple[int, int]:
+    """LR size of an HR image: ``floor(H / s)`` per axis (LIIF's ``+ 1e-9`` guards x2.5 etc.);
+    ``scale`` is a number or an (s_h, s_w) pair."""
+    from ..layers.coords import parse_scale
+
+    return tuple(int(math.floor(n / s + 1e-9)) for n, s in zip(hr_hw, parse_scale(scale)))  # type: ignore[return-value]
+
+
+def crop_hr(hr: np.ndarray, scale) -> np.ndarray:
+    """Crop bottom/right to ``round(floor(H / s) * s)`` per axis: a multiple of an integer scale."""
+    from ..layers.coords import parse_scale
+
     h, w = lr_size(hr.shape[:2], scale)
     if h < 1 or w < 1:
-        raise LightSRError(f"image of {hr.shape[0]}x{hr.shape[1]} is too small for x{scale:g}")
-    return hr[: int(round(h * scale)), : int(round(w * scale))]
+        raise LightSRError(f"image of {hr.shape[0]}x{hr.shape[1]} is too small for x{scale_text(scale)}")
+    sh, sw = parse_scale(scale)
+    return hr[: int(round(h * sh)), : int(round(w * sw))]
 
 
 def make_lr(hr_u8: np.ndarray, scale: float) -> np.ndarray:
     """MATLAB-bicubic LR of an (already cropped) uint8 HR: float [0, 1] in, rounded uint8 out."""
+    from ..layers.coords import parse_scale
     from ..resize import imresize
 
     # the HR is already cropped to round(h_lr * s), so round(H / s) gives back h_lr (floor would not:
     # 344 -> h_lr 137 -> HR 342 at x2.5, and floor(342 / 2.5) = 136)
-    size = tuple(int(round(n / scale)) for n in hr_u8.shape[:2])
+    size = tuple(int(round(n / s)) for n, s in zip(hr_u8.shape[:2], parse_scale(scale)))
     out = imresize(hr_u8.astype(np.float64) / 255.0, output_size=size)
     return np.clip(np.floor(out * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
@@ -124,8 +146,8 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "lightsr" / "benchmark"
 
 
-def _scale_tag(scale: float) -> str:
-    return f"x{scale:g}"
+def _scale_tag(scale) -> str:
+    return f"x{scale_text(scale)}"
 
 
 class BenchmarkFolder:
@@ -139,12 +161,13 @@ class BenchmarkFolder:
                  files: list[Path] | None = None, name: str | None = None):
         """``files``: only these images (of ``folder``), e.g. a training folder's held-out ones;
         ``name``: the key of the results (default: the folder's name)."""
-        scale = float(scale)
-        if not math.isfinite(scale) or scale <= 1:
+        if isinstance(scale, (int, float)) and not (math.isfinite(scale) and scale > 1):
             raise LightSRError(f"the evaluation scale must be a number above 1, got {scale:g}")
+        self.scale = norm_scale(scale)  # a number, or (s_h, s_w): each above 1
+        if isinstance(self.scale, tuple) and min(self.scale) <= 1:
+            raise LightSRError(f"the evaluation scale must be above 1 on both axes, got {scale_text(self.scale)}")
         self.folder = Path(folder).expanduser()
         self.name = name or self.folder.resolve().name
-        self.scale = int(scale) if scale.is_integer() else scale
         self.protocol = get_protocol(protocol)
         self.files = [Path(f) for f in files] if files is not None else list_images(self.folder)
         root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()

@@ -10,6 +10,7 @@ Conventions (LIIF, ``yinboc/liif``; design/architectures.md section 5)
   ``feat`` (B, C, h, w) are backbone features and ``inp`` is the (normalised) LR image the
   bilinear skip of SRNO/HIIF-L reads. ``head.global_queries`` is True when the head attends over
   all queries of an image (SRNO, HIIF-L): such heads also expose ``embed / attn_blocks / project``
+  (and optionally ``prepare(feat)``, per-image work that ``embed`` then reads, done once per image)
   and are evaluated exactly in row chunks by accumulating each linear attention's K^T V over the
   grid (:meth:`ImplicitSR.query`); per-query heads (LIIF, MetaSR) are chunked directly. Memory is
   bounded by ``max_queries`` either way (ArbSR renders whole grids).
@@ -257,11 +258,13 @@ class ImplicitSR(nn.Module):
         if not getattr(self.head, "global_queries", False):
             return torch.cat([self.head(feat, coord[:, sl], cell, inp) for sl in chunks], dim=2)
         blocks, n = self.head.attn_blocks, hq * wq
+        prepare = getattr(self.head, "prepare", None)  # per-image work of the head, done once
+        emb_feat = prepare(feat) if prepare is not None else feat
         stats: list[Tensor] = []
         for i in range(len(blocks) + 1):
             acc, rows = None, []
             for sl in chunks:
-                x = self.head.embed(feat, coord[:, sl], cell, inp)
+                x = self.head.embed(emb_feat, coord[:, sl], cell, inp)
                 for blk, kv in zip(blocks[:i], stats):
                     x = blk(x, kv, n)
                 if i < len(blocks):

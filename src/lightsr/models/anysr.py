@@ -24,7 +24,10 @@ differ, the seed is the default and the code's choice an option:
 Any-resource inference (seed section 3.2 / Table 3): ``model.mode = "scale"`` (the paper's dagger:
 the sub-network of the scale's group), ``"full"`` (double dagger: the whole network for every
 scale), ``model.set_width(w)`` (a fixed sub-network; ``None`` restores the mode), or
-``model.max_gflops = G`` (the widest sub-network whose MACs for this input/output size are <= G).
+``model.max_gflops = G`` (the widest sub-network whose *encoder* MACs for this input and scale are
+<= G: Table 3 counts the encoder, and the implicit head, which runs on every output pixel whatever
+the width, would otherwise dominate small inputs; ``model.cost`` and ``model.budget_report()`` give
+the head's MACs beside the encoder's).
 ``model.width_for_scale(s)``, ``model.active_width(scale)``, ``model.width`` (the fixed width),
 ``model.active_parameters(scale)`` and ``model.macs(lr_size, scale, width, encoder_only)`` serve
 ``lightsr profile``; Table 3's FLOPs are the encoder's (``encoder_only=True``).
@@ -44,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import LightSRError
-from ..layers.coords import ImplicitSR, parse_scale
+from ..layers.coords import ImplicitSR, output_size, parse_scale
 from ..layers.slimmable import SlimConv2d
 from .arbsr import ArbSRHead
 from .edsr import EDSR
@@ -193,6 +196,12 @@ class AnySRRDB(_ScaleAware):
         return self.LFF(res) + x
 
 
+def _scale_text(scale: float | Sequence[float]) -> str:
+    """``2.5`` or ``2x3`` (s_h x s_w) for messages."""
+    sh, sw = parse_scale(scale)
+    return f"{sh:g}" if sh == sw else f"{sh:g}x{sw:g}"
+
+
 # ----------------------------------------------------------------------------------------------
 # AnySR backbones and the continuous model
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +283,7 @@ def count_macs(model: nn.Module, lr_size: tuple[int, int], scale: float | Sequen
     if width is not None:
         meta.set_width(width)
     meta.max_gflops = None
+    meta.max_queries = 1 << 62  # one query chunk: chunking bounds memory, its recomputation is not work
     x = torch.empty(1, 3, *lr_size, device="meta")
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         if encoder_only:
@@ -364,19 +374,44 @@ class AnySR(ImplicitSR):
             self._macs_cache[key] = count_macs(self, lr_size, scale, width, encoder_only)
         return self._macs_cache[key]
 
+    def cost(self, lr_size: tuple[int, int], scale: float | Sequence[float],
+             width: float | None = None) -> tuple[int, int]:
+        """(encoder MACs, head MACs) of one forward: the encoder is what Table 3 counts and what
+        ``max_gflops`` budgets; the head runs on every output pixel whatever the width."""
+        enc = self.macs(lr_size, scale, width, encoder_only=True)
+        return enc, self.macs(lr_size, scale, width) - enc
+
     def width_for_budget(self, max_gflops: float, lr_size: tuple[int, int],
                          scale: float | Sequence[float]) -> float:
-        """The widest sub-network whose GMACs for this input and output size are <= max_gflops."""
+        """The widest sub-network whose encoder GMACs (Table 3's count) for this input are <= max_gflops."""
         key = (max_gflops, tuple(lr_size), parse_scale(scale))
         if key not in self._budget_cache:
             fits = [w for w in sorted(set(self.widths), reverse=True)
-                    if self.macs(lr_size, scale, w) / 1e9 <= max_gflops]
+                    if self.macs(lr_size, scale, w, encoder_only=True) / 1e9 <= max_gflops]
             if not fits:
-                need = self.macs(lr_size, scale, min(self.widths)) / 1e9
+                enc, head = self.cost(lr_size, scale, min(self.widths))
                 raise LightSRError(f"no AnySR sub-network fits {max_gflops:g} GFLOPs for a {lr_size[0]}x{lr_size[1]} "
-                                   f"input at x{max(parse_scale(scale)):g} (the smallest needs {need:.2f})")
+                                   f"input at x{_scale_text(scale)}: the smallest (w = {min(self.widths):g}) needs "
+                                   f"{enc / 1e9:.2f} G MACs in its encoder (the budgeted part; the "
+                                   f"{type(self.head).__name__} adds {head / 1e9:.2f} G outside it)")
             self._budget_cache[key] = fits[0]
         return self._budget_cache[key]
+
+    def budget_report(self) -> str | None:
+        """One line on what ``max_gflops`` chose so far (None before any choice): the widths, the
+        encoder's G MACs per forward (the budgeted part, already counted) and, beside them, the head's
+        on the largest output (one more count, whatever the number of image sizes)."""
+        if not self._budget_cache:
+            return None
+        chosen = self._budget_cache.items()
+        enc = max(self.macs(size, scale, w, encoder_only=True) for (_, size, scale), w in chosen)
+        out_px = lambda kv: torch.Size(output_size(*kv[0][1], kv[0][2])).numel()  # noqa: E731
+        (budget, size, scale), w = max(chosen, key=out_px)
+        head = self.cost(size, scale, w)[1]
+        return (f"--max-gflops {budget:g} budgets the AnySR encoder (Table 3's count): sub-network width "
+                f"{', '.join(f'{v:g}' for v in sorted(set(self._budget_cache.values())))}, encoder up to "
+                f"{enc / 1e9:.2f} G MACs per forward; the {type(self.head).__name__} added up to {head / 1e9:.2f} G "
+                f"outside the budget")
 
     def forward(self, x: Tensor, scale=None, coord=None, cell=None) -> Tensor:  # type: ignore[override]
         if self.max_gflops is None or self.encoder.fixed_width is not None:

@@ -306,24 +306,58 @@ def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
     return c2d_backbone(scale, "conv", **opts)
 
 
-def _continuous(ffn: str, head_opts: dict | None = None, **opts):
+# C2D's two-stage training for any discrete network (beyond the paper, which applies it to attention
+# models): stage 1 trains the network's body with HIIF-L on continuous scales, stage 2 puts the
+# discrete head back (eq. 10; the engine's ``--init`` maps ``encoder.*`` onto the body).
+HEAD_MODULES = ("upsample", "upsampler", "tail")  # where the registered models keep their up-sampler
+# (EDSR-baseline + HIIF-L is registered already, as ``hiif_l_edsr``, models/arbitrary.py)
+TWIN_BASES = ("rlfn_s", "imdn", "hasn", "rdb_esa", "hit_sir", "hit_srf", "hit_sng")
+
+
+def continuous_twin(model: nn.Module, head_opts: dict | None = None, max_queries: int = 65536) -> nn.Module:
+    """Stage-1 twin of a discrete network: its ``forward_features`` (F_D, what its up-sampler sees)
+    followed by HIIF-L (eqs. 7-9) instead of its up-sampler, which is removed. The network
+    normalises its own input (``ImplicitSR(norm=None)``); state-dict keys ``encoder.*`` + HIIF-L's."""
     from ..layers.coords import ImplicitSR
     from .hiif import HIIFL
-    backbone = c2d_backbone(1, ffn, upsample=None, **opts)
-    return ImplicitSR(backbone, HIIFL(backbone.dim, **(head_opts or {})), norm=None)
+
+    if not callable(getattr(model, "forward_features", None)):
+        raise LightSRError(f"{type(model).__name__} has no forward_features (F_D before its up-sampler); "
+                           "C2D's stage 1 needs one")
+    for name in HEAD_MODULES:
+        if isinstance(getattr(model, name, None), nn.Module):
+            setattr(model, name, None)
+    dim = getattr(model, "dim", None)
+    if not isinstance(dim, int):  # the width of F_D, read off a tiny probe
+        with torch.no_grad():
+            dim = int(model.forward_features(torch.zeros(1, 3, 16, 16)).shape[1])
+    return ImplicitSR(model, HIIFL(dim, **(head_opts or {})), norm=None, max_queries=int(max_queries))
+
+
+def _twin_builder(base: str) -> Callable[..., nn.Module]:
+    def build(max_queries: int = 65536, head_opts: dict | None = None, **opts) -> nn.Module:
+        from .registry import create_model
+        return continuous_twin(create_model(base, **opts), head_opts, max_queries)
+
+    build.__doc__ = f"C2D stage 1 for {base}: its body + HIIF-L (eqs. 7-9); continuous scale."
+    return build
+
+
+for _base in TWIN_BASES:
+    register_model(f"{_base}_hiif", scales=None, paper=PAPER, family="c2d")(_twin_builder(_base))
+
+
+def _continuous(ffn: str, head_opts: dict | None = None, max_queries: int = 65536, **opts) -> nn.Module:
+    return continuous_twin(c2d_backbone(1, ffn, upsample=None, **opts), head_opts, max_queries)
 
 
 @register_model("swinir_c2d_hiif", scales=None, paper=PAPER, family="c2d")
 def swinir_c2d_hiif(max_queries: int = 65536, **opts) -> nn.Module:
     """SwinIR-C2D stage-1 twin: the same backbone + HIIF-L (eqs. 7-9); continuous scale."""
-    model = _continuous("mlp", **opts)
-    model.max_queries = int(max_queries)
-    return model
+    return _continuous("mlp", max_queries=max_queries, **opts)
 
 
 @register_model("srformer_c2d_hiif", scales=None, paper=PAPER, family="c2d")
 def srformer_c2d_hiif(max_queries: int = 65536, **opts) -> nn.Module:
     """SRFormer-C2D stage-1 twin: the same backbone + HIIF-L (eqs. 7-9); continuous scale."""
-    model = _continuous("conv", **opts)
-    model.max_queries = int(max_queries)
-    return model
+    return _continuous("conv", max_queries=max_queries, **opts)

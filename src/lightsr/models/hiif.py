@@ -35,8 +35,6 @@ Chunked rendering (:meth:`lightsr.layers.coords.ImplicitSR.query`) uses ``embed`
 """
 from __future__ import annotations
 
-import weakref
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -131,35 +129,22 @@ class HIIFL(nn.Module):
             + [NormMLP(dim + 2, hidden, 3 if j == levels - 1 else dim) for j in range(1, levels)])
         heads = default_heads(dim) if heads is None else int(heads)
         self.attn = nn.ModuleList(HIIFAttention(dim, heads) for _ in range(blocks))
-        self._lifted: tuple | None = None
-
-    def __getstate__(self) -> dict:  # copies and pickles leave the lifted-feature cache behind
-        state = self.__dict__.copy()
-        state["_lifted"] = None
-        return state
 
     @property
     def attn_blocks(self) -> list[HIIFAttention]:
         return list(self.attn)
 
-    def lift(self, feat: Tensor) -> Tensor:
-        """The freq convolution on F_D. Without gradients the result for the last ``feat`` is kept,
-        so that chunked rendering (which calls :meth:`embed` once per chunk and pass) convolves once."""
-        if self.freq is None:
-            return feat
-        if torch.is_grad_enabled():
-            return self.freq(feat)
-        cached = self._lifted
-        if cached is not None and cached[0]() is feat and cached[1] == feat._version:
-            return cached[2]
-        out = self.freq(feat)
-        self._lifted = (weakref.ref(feat), feat._version, out)
-        return out
+    def prepare(self, feat: Tensor) -> Tensor:
+        """Per-image work on F_D, done once per image (chunked rendering calls :meth:`embed` once per
+        chunk and pass with the result): HIIF's freq 3x3 convolution. Nothing is cached on the
+        module, so it runs alike under autograd, ``no_grad`` and ``inference_mode``."""
+        return feat if self.freq is None else self.freq(feat)
 
     def embed(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
-        """MLP_0([F_D, delta_h(x_q, 0), cell]) of eq. 8 -> (B, Hq, Wq, dim)."""
+        """MLP_0([F_D, delta_h(x_q, 0), cell]) of eq. 8 -> (B, Hq, Wq, dim); ``feat`` as returned
+        by :meth:`prepare`."""
         h, w = feat.shape[-2:]
-        zs, rels = zip(*neighbours(self.lift(feat), coord))
+        zs, rels = zip(*neighbours(feat, coord))
         zs = [z * a for z, a in zip(zs, ensemble_weights(rels))]  # area-weighted, concatenated
         xq = local_coord(coord, (h, w))
         g = torch.cat([*zs, hierarchical_bits(xq, 0), _cell_map(cell, (h, w), xq)], 1)
@@ -174,7 +159,7 @@ class HIIFL(nn.Module):
         return out + _grid_sample_bilinear(inp, coord) if inp is not None else out
 
     def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
-        z = self.embed(feat, coord, cell, inp)
+        z = self.embed(self.prepare(feat), coord, cell, inp)
         for blk in self.attn:  # eq. 8: z0 = MHA(MLP_0(...))
             z = blk(z)
         return self.project(z, feat, coord, cell, inp)

@@ -57,14 +57,17 @@ class IMDN(nn.Module):
         self.LR_conv = conv_layer(channels, channels, 3)
         self.upsampler = UpsampleOneStep(scale, channels, out_ch)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """F_D: what the up-sampler sees."""
         fea = self.fea_conv(x)
         outs, h = [], fea
         for i in range(1, self.num_blocks + 1):
             h = getattr(self, f"IMDB{i}")(h)
             outs.append(h)
-        h = self.LR_conv(self.c(torch.cat(outs, dim=1))) + fea
-        return self.upsampler(h)
+        return self.LR_conv(self.c(torch.cat(outs, dim=1))) + fea
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsampler(self.forward_features(x))
 
 
 @register_model("imdn", scales=(2, 3, 4), paper="Hui et al., IMDN, ACM MM 2019", family="cnn")

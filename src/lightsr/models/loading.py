@@ -10,6 +10,8 @@ hyper-parameters from tensor shapes:
   RDN's ``UPNet``; CARN-M carries x2, x3 and x4 heads, so its scale is ``[2, 3, 4]``; arbitrary-scale
   models (an ``encoder.*`` with an implicit head and no up-sampler) have scale ``None``;
 * widths and depths from the first conv's output channels and from how many blocks are numbered;
+* HASN's ablation ``block`` (``cb``: no LayerNorm; ``spab``: SPAN's block) and ``esa``/``cab`` from
+  which keys exist;
 * C2D options that change the weights from the layers' shapes: ``hie`` (the HiET MLP takes C + 2
   inputs), ``mlp``, ``norm`` (a pre-norm layer has ``norm1``), ``attention``, ``skips``/``unet``
   (fusions per block), ``blocks``, ``dim``, ``mlp_ratio``; implicit-head widths; AnySR's ``ase`` and
@@ -27,7 +29,8 @@ Ambiguity rule: an AnySR-RDN model built with ``ase=None`` has exactly the keys 
 model (AnySR only slices the same tensors), so a checkpoint of either fits both; the base model
 wins (:data:`PREFER`), and the AnySR variant has to be named (``--model anysr_liif_rdn --opt
 ase=none``). Any other exact tie is refused. Options that do not change the weights (C2D window
-sizes for a given number of layers, AnySR widths / mode, MambaIRv2 routing, EDSR's ``rgb_range``) cannot
+sizes for a given number of layers, AnySR widths / mode, MambaIRv2 routing, EDSR's ``rgb_range``, HASN's
+``act``/``fusion``/``block_residual``) cannot
 be read from a checkpoint: the builder's defaults are reported; pass others with ``--opt``.
 
 ``resolve(spec, weights, scale, options) -> (model, Descriptor)`` builds the model for a registered
@@ -283,9 +286,22 @@ def _rlfn(s: _Shapes) -> list[Guess]:
 @_detector("hasn", "conv_1.weight", "block_1.dwconv.conv.weight", "conv_2.weight", "upsampler.0.weight")
 def _hasn(s: _Shapes) -> list[Guess]:
     c = s.out("conv_1.weight")
-    return _one_step("hasn", s, {"channels": c, "num_blocks": s.count("block_{}.ln.weight"),
-                                 "mlp_ratio": s.out("block_1.f1.conv.weight") // c,
-                                 "kernel_size": s.shape("block_1.dwconv.conv.weight")[-1]})
+    [(name, scale, opts, details)] = _one_step("hasn", s, {
+        "channels": c, "num_blocks": s.count("block_{}.dwconv.conv.weight"),
+        "mlp_ratio": s.out("block_1.f1.conv.weight") // c, "kernel_size": s.shape("block_1.dwconv.conv.weight")[-1]})
+    # ablations (hasn.py): no LayerNorm = the CB base network; ESA branch and CAB on/off (Table 7)
+    block = "hasb" if "block_1.ln.weight" in s else "cb"
+    esa, cab = "block_1.esa.conv1.weight" in s, "block_1.cab.cab.0.weight" in s
+    opts = {**opts, **({"block": block} if block != "hasb" else {}),
+            **{k: v for k, v in (("esa", esa), ("cab", cab)) if v != (block == "hasb")}}
+    return [(name, scale, opts, details)]
+
+
+@_detector("hasn", "conv_1.weight", "block_1.c1_r.weight", "conv_2.weight", "upsampler.0.weight")
+def _hasn_spab(s: _Shapes) -> list[Guess]:
+    """HASN with SPAN's block in place of HASB (HASN Table 6, ``block=spab``)."""
+    return [(name, scale, {**opts, "block": "spab"}, details) for name, scale, opts, details in _one_step(
+        "hasn", s, {"channels": s.out("conv_1.weight"), "num_blocks": s.count("block_{}.c1_r.weight")})]
 
 
 @_detector("rdb_esa", "head.0.weight", "blocks.0.fuse.weight", "fusion.weight", "esa.conv1.weight",
@@ -464,6 +480,35 @@ def _skeleton(s: _Shapes) -> list[Guess]:
            "attn.0.kln.weight")
 def _skeleton_twin(s: _Shapes) -> list[Guess]:
     return _c2d(s, "encoder.")
+
+
+@_detector("C2D stage-1 twin of a discrete network (HIIF-L)", "fc_layers.0.fc1.weight", "attn.0.kln.weight")
+def _network_twin(s: _Shapes) -> list[Guess]:
+    """``NAME_hiif`` (models/c2d.py ``TWIN_BASES``): ``encoder.*`` is NAME's body without its
+    up-sampler. The body's own detector reads it, given a stand-in x4 up-sampler weight."""
+    from .c2d import TWIN_BASES
+
+    body = {k[len("encoder."):]: v for k, v in s.shapes.items() if k.startswith("encoder.")}
+    if not body:
+        raise _Miss("no encoder.* keys")
+    dim = s.inp("freq.weight") if "freq.weight" in s else (s.inp("fc_layers.0.fc1.weight") - 4) // 4
+    stand_in = (3 * 16, dim, 3, 3)
+    b = _Shapes({**body, "upsampler.0.weight": stand_in, "upsample.0.weight": stand_in})
+    out: list[Guess] = []
+    for det in _DETECTORS:
+        if det.infer in (_network_twin, _skeleton_twin) or not all(k in b for k in det.signature):
+            continue
+        try:
+            guesses = det.infer(b)
+        except _Miss:
+            continue
+        for name, _, opts, details in guesses:
+            if name in TWIN_BASES:
+                head = _hiif_head(s, dim)
+                out.append((f"{name}_hiif", None, {**opts, **({"head_opts": head} if head else {})}, details))
+    if not out:
+        raise _Miss("its encoder.* is not the body of a network with a registered twin")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

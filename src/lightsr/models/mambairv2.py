@@ -343,10 +343,6 @@ def mambairv2_c2d(scale: int = 4, **opts) -> nn.Module:
 def mambairv2_c2d_hiif(max_queries: int = 65536, head_opts: dict | None = None, **opts) -> nn.Module:
     """MambaIRv2-C2D stage-1 twin: the same backbone + HIIF-L (seed 000 eqs. 7-9); continuous scale.
     Stage 2 copies its backbone into ``mambairv2_c2d`` with ``c2d.init_from_stage1`` (eq. 10)."""
-    from ..layers.coords import ImplicitSR
-    from .hiif import HIIFL
+    from .c2d import continuous_twin
 
-    backbone = mambairv2_c2d_backbone(1, upsample=None, **opts)
-    model = ImplicitSR(backbone, HIIFL(backbone.dim, **(head_opts or {})), norm=None)
-    model.max_queries = int(max_queries)
-    return model
+    return continuous_twin(mambairv2_c2d_backbone(1, upsample=None, **opts), head_opts, max_queries)

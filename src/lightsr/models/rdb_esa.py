@@ -51,7 +51,8 @@ class RDBESA(nn.Module):
         self.esa = ESA(esa_channels, channels)
         self.upsampler = UpsampleOneStep(scale, channels, 3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, crop: bool = True) -> torch.Tensor:
+        """F_D: what the up-sampler sees (``crop=False`` keeps the padding of images under 15 px)."""
         h, w = x.shape[-2:]
         x = pad_min_size(x, ESA_MIN_SIZE)  # only images smaller than 15 px are padded
         f0 = self.head(x)
@@ -59,8 +60,12 @@ class RDBESA(nn.Module):
         for block in self.blocks:
             b = block(b)
             outs.append(b)
-        f = self.esa(self.fusion(torch.cat(outs, dim=1)))
-        out = self.upsampler(f + f0)
+        f = self.esa(self.fusion(torch.cat(outs, dim=1))) + f0
+        return f[..., :h, :w] if crop else f
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        out = self.upsampler(self.forward_features(x, crop=False))
         return out[..., : h * self.scale, : w * self.scale]
 
 

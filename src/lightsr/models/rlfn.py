@@ -54,14 +54,20 @@ class RLFN(nn.Module):
         self.LR_conv = conv_layer(channels, channels, 3)
         self.upsampler = UpsampleOneStep(scale, channels, 3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, crop: bool = True) -> torch.Tensor:
+        """F_D: what the up-sampler sees (``crop=False`` keeps the padding of images under 15 px)."""
         h, w = x.shape[-2:]
         x = pad_min_size(x, ESA_MIN_SIZE) * self.img_range  # only images under 15 px are padded
         fea = self.fea_conv(x)
         out = fea
         for i in range(1, self.num_blocks + 1):
             out = getattr(self, f"B{i}")(out)
-        out = self.upsampler(self.LR_conv(out) + fea)
+        out = self.LR_conv(out) + fea
+        return out[..., :h, :w] if crop else out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        out = self.upsampler(self.forward_features(x, crop=False))
         return out[..., : h * self.scale, : w * self.scale] / self.img_range
 
 

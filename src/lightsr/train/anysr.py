@@ -5,8 +5,12 @@ runs, reset to the full network with probability p (line 4); after the optimiser
 entries F_t used are kept updated (line 7). The architecture and its checkpoint mapping are in
 :mod:`lightsr.models.anysr`.
 
+* :class:`AnySRGroups` -- lines 2-3 as the data's scale schedule (``TrainConfig.scale_schedule =
+  "lightsr.train.anysr:AnySRGroups"``, the ``anysr`` recipe's default; the official code's sweep is
+  :class:`lightsr.train.recipes.AnySRSweep`);
 * :func:`train_step_hook` -- the training engine's step hook (``TrainConfig.step_hook =
-  "lightsr.train.anysr:train_step_hook"``, the ``anysr`` recipe);
+  "lightsr.train.anysr:train_step_hook"``, the ``anysr`` recipe); it returns the chosen width and
+  scale under ``"log"``, which the engine writes to the run's ``steps.csv``;
 * :func:`anysr_train_step` -- the same as a self-contained loop body;
 * :func:`choose_subnet`, :class:`SubnetGuard`, :func:`sample_group_scale` -- its parts.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,7 +29,8 @@ from ..layers.coords import parse_scale
 from ..layers.slimmable import SlimConv2d
 from ..models.anysr import SCALE_GROUPS, AnySR, scale_group
 
-__all__ = ["sample_group_scale", "choose_subnet", "SubnetGuard", "anysr_train_step", "train_step_hook"]
+__all__ = ["sample_group_scale", "AnySRGroups", "choose_subnet", "SubnetGuard", "anysr_train_step",
+           "train_step_hook"]
 
 
 def sample_group_scale(rng: random.Random | None = None) -> tuple[int, float]:
@@ -32,6 +38,19 @@ def sample_group_scale(rng: random.Random | None = None) -> tuple[int, float]:
     rng = rng or random
     t = rng.randrange(len(SCALE_GROUPS))
     return t, rng.choice(SCALE_GROUPS[t])
+
+
+class AnySRGroups:
+    """Algorithm 1 lines 2-3 as a scale schedule: per step, t ~ U{1..T} and s ~ S_t
+    (:func:`sample_group_scale`), seeded from the data stream's per-step generator, so that the
+    scale is a pure function of (seed, step) and a resumed or multi-process run draws the same.
+    Each group is drawn with probability 1/T whatever its size (S_1 has 7 scales, S_2 8)."""
+
+    def __init__(self, cfg=None):  # the engine builds a schedule from its TrainConfig; nothing to read
+        pass
+
+    def __call__(self, rng: np.random.Generator, step: int) -> float:
+        return sample_group_scale(random.Random(int(rng.integers(1 << 62))))[1]
 
 
 def choose_subnet(scale: float | Sequence[float], widths: Sequence[float], p: float = 0.6,
@@ -104,7 +123,8 @@ def train_step_hook(step: int, model: nn.Module, batch: dict) -> dict:
     Before the forward: the batch's scale (one per batch) rounded to 0.1 as the official code feeds
     the encoder, the sub-network by its group with the reset probability ``model.reset_p`` (rule
     ``model.reset_rule``), drawn from a per-step RNG so every DDP rank and a resumed run choose the
-    same; after the optimiser step: restore unused entries and return to the inference mode."""
+    same; after the optimiser step: restore unused entries and return to the inference mode. The
+    width and scale are returned under ``"log"`` (the engine's ``steps.csv``)."""
     m = getattr(model, "module", model)
     if not isinstance(m, AnySR):
         raise LightSRError("the AnySR step hook needs an anysr_* model")
@@ -121,4 +141,5 @@ def train_step_hook(step: int, model: nn.Module, batch: dict) -> dict:
         guard.restore()
         m.set_width(None)
 
-    return {"scale": pair, "after_step": after_step}
+    return {"scale": pair, "after_step": after_step,
+            "log": {"width": width, "scale_h": pair[0], "scale_w": pair[1]}}

@@ -67,6 +67,10 @@ class TrainConfig:
     # module prefixes of the up-sampling head (may differ at --init); ``model.head_prefixes`` wins
     init_head: tuple = ("upsample", "upsampler", "conv_last", "tail", "conv_up", "conv_hr")
     step_hook: str | None = None
+    # the first iterations train only the head (``init_head`` prefixes) at the peak LR, the rest frozen:
+    # a fresh head fitted to a transferred body (C2D stage 2) before the whole network trains; the
+    # schedule (warm-up, decay) then runs over the remaining iterations
+    head_warmup: int = 0
     # bookkeeping
     seed: int = 0
     deterministic: bool = False
@@ -76,13 +80,16 @@ class TrainConfig:
     save_every: int = 1000
     log_every: int = 50
     keep: int = 2  # step checkpoints kept
+    keep_steps: list = field(default_factory=list)  # milestone steps: always saved, never pruned
     stop_after: int | None = None  # stop (with a checkpoint) after this many steps in this run
     time_limit: float | None = None  # minutes; stop (with a checkpoint) when exceeded
     progress: bool = True
 
     # keys that may change between a run and its resumption
     RUNTIME_KEYS = ("cache_dir", "workers", "device", "stop_after", "time_limit", "progress", "val_every",
-                    "log_every", "save_every", "keep", "val_dir", "out", "train_dirs")
+                    "log_every", "save_every", "keep", "keep_steps", "val_dir", "out", "train_dirs")
+    # limits of one session: ``lightsr train --resume`` does not take them from the run's config.json
+    SESSION_KEYS = ("stop_after", "time_limit")
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -90,9 +97,28 @@ class TrainConfig:
         d["init_head"] = list(self.init_head)
         return d
 
+    @classmethod
+    def from_json(cls, d: dict, source: str = "config.json") -> "TrainConfig":
+        """The inverse of :meth:`to_json` (a run directory's ``config.json``); a setting this version
+        does not know is refused (it would be silently dropped)."""
+        if not isinstance(d, dict):
+            raise LightSRError(f"{source}: not a training configuration (a JSON object)")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise LightSRError(f"{source}: settings unknown to this version of lightsr ({', '.join(unknown[:3])})")
+        kw = dict(d)
+        for k in ("betas", "init_head"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     """Learning rate of update ``step`` (0-based) out of ``total``: a pure function, so resume is exact."""
+    if step < cfg.head_warmup:  # head-only phase: the peak LR
+        return cfg.lr
+    step, total = step - cfg.head_warmup, total - cfg.head_warmup
     warm = _as_iters(cfg.warmup, total)
     if step < warm:
         return cfg.warmup_start_lr + (cfg.lr - cfg.warmup_start_lr) * step / warm

@@ -5,7 +5,9 @@ Run directory (``--out``)::
 
     config.json                 resolved TrainConfig (a resumed run must match it)
     log.csv                     step, epoch, lr, loss, sec_per_iter, val_psnr_y
+    steps.csv                   per step, what the step hook returned under "log" (AnySR: width, scale)
     ckpt/step_00001000/         model.safetensors, ema.safetensors, state.pt, rng_rank{r}.pt, state.json
+                                (the newest ``keep``, plus the ``keep_steps`` milestones, never pruned)
     best.safetensors            weights (EMA when enabled) of the best validation PSNR, with metadata
     final.safetensors           weights (EMA when enabled) after the last iteration
 
@@ -13,16 +15,23 @@ Exactness. The data stream is a pure function of (seed, global sample index) (se
 :mod:`lightsr.data.patches`) and the learning rate a pure function of the step, so a checkpoint
 only needs: model, EMA, optimiser, GradScaler, step, best PSNR and the RNG states of every rank
 (torch, CUDA, numpy, python). A run stopped at any step and resumed gives the same weights, bit for
-bit on CPU in ``--deterministic`` mode, as an uninterrupted one.
+bit on CPU in ``--deterministic`` mode, as an uninterrupted one, also for models that draw random
+numbers while training (DropPath, MambaIRv2's Gumbel routing): nothing but the model draws from
+torch's global generator (the DataLoader has its own, :meth:`Trainer.loader`). Checkpoints are
+written to ``ckpt/.step_N.part`` and renamed when complete; a full disk stops the run with one line
+and leaves the previous checkpoint as it was.
 
 DDP. ``torchrun --nproc_per_node N -m lightsr train ...`` runs the same command on N processes
 (nccl on GPU, gloo on CPU). ``--batch_size`` is per process; rank r takes a contiguous slice of
 every global batch, so N processes with batch b see the samples 1 process with batch N*b sees.
+Rank 0 alone validates and writes (log, best / final weights, checkpoints: each rank adds its RNG
+state); a stop (``--stop_after``, ``--time_limit``, a signal reaching any rank) is agreed by all ranks.
 
 Extension point. ``TrainConfig.step_hook = "module:function"`` names
 ``hook(step: int, model: nn.Module, batch: dict) -> dict | None``, called before every forward;
 the dict returned is merged into the model's forward keyword arguments (AnySR Algorithm 1 picks the
 sub-network width there; ``"scale"`` in it replaces the scale passed to a continuous model), except
+``"log"`` (a dict of values written to ``steps.csv``, one row per step) and
 ``"after_step"``: a callable run right after the optimiser step (AnySR line 7 restores the weight
 entries the sub-network did not use). The scale *distribution* is data, chosen by
 ``TrainConfig.scale_schedule`` (see :mod:`.recipes`).
@@ -32,8 +41,10 @@ The configuration and its schedules are in :mod:`.config`, the torchrun set-up i
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
+import errno
 import json
 import math
 import os
@@ -100,6 +111,39 @@ def _set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def _disk_full(exc: BaseException, where: Path) -> bool:
+    """Did ``exc`` come from a full disk? Python says ENOSPC, safetensors "os error 28", torch.save
+    only "unexpected pos" / "file write failed": then the free space of ``where`` decides."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    if "No space left on device" in str(exc) or "os error 28" in str(exc):
+        return True
+    try:
+        return shutil.disk_usage(where).free < 1 << 20
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _writing(path: Path, partial: Path | None = None):
+    """Writing ``path``: a full disk is the one line ``no space left on device: PATH`` (another OS
+    error one ``cannot write`` line), and the partial output ``partial`` is removed; what was
+    written before (the previous checkpoint) stays as it was."""
+    try:
+        yield
+    except LightSRError:
+        raise
+    except Exception as exc:
+        full = _disk_full(exc, next((d for d in path.parents if d.is_dir()), Path(".")))
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
+        if full:
+            raise LightSRError(f"no space left on device: {path}") from None
+        if isinstance(exc, OSError):
+            raise LightSRError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+
+
 def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) -> dict:
     """Stage-2 / warm-start initialisation: every tensor of ``model`` must come from ``path`` (same
     name and shape) except those under a head prefix (``head``, or ``model.head_prefixes``), which may
@@ -110,18 +154,12 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
     Returns a report ``{"loaded", "head_kept", "dropped"}``; anything else that differs is an error."""
     from ..checkpoint import fit_state_dict, read_state_dict
 
-    p = Path(path)
-    if p.is_dir():  # a run directory: its final / best weights
-        for name in ("final.safetensors", "best.safetensors"):
-            if (p / name).is_file():
-                p = p / name
-                break
-        else:
-            raise LightSRError(f"--init {path}: no final.safetensors or best.safetensors in that run directory")
+    p, note = init_source(path)
     custom = getattr(model, "init_from_checkpoint", None)
     if callable(custom):  # a model with its own mapping (AnySR from its arbitrary-scale original)
         report = custom(p)
-        return {"path": str(p), "loaded": report["loaded"], "head_kept": report.get("fresh", []), "dropped": []}
+        return {"path": str(p), "loaded": report["loaded"], "head_kept": report.get("fresh", []), "dropped": [],
+                "note": note}
     sd = read_state_dict(p)
     own = model.state_dict()
     head = tuple(getattr(model, "head_prefixes", head))
@@ -143,7 +181,44 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
             what.append(f"{len(bad_dropped)} unexpected tensors ({', '.join(bad_dropped[:3])})")
         raise LightSRError(f"--init {p} does not fit this model outside its head: " + "; ".join(what))
     model.load_state_dict(loaded, strict=False)
-    return {"loaded": len(loaded), "head_kept": kept, "dropped": dropped, "path": str(p)}
+    return {"loaded": len(loaded), "head_kept": kept, "dropped": dropped, "path": str(p), "note": note}
+
+
+def step_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
+    """The complete step checkpoints (``ckpt/step_*`` with a ``state.json``) of a run, oldest first."""
+    d = Path(run_dir) / "ckpt"
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.glob("step_*") if (p / "state.json").is_file())
+
+
+def _step_weights(step_dir: Path) -> Path:
+    """A step checkpoint's weights: the EMA when the run kept one (as final / best hold), else the model."""
+    for name in ("ema.safetensors", "model.safetensors"):
+        if (step_dir / name).is_file():
+            return step_dir / name
+    raise LightSRError(f"--init {step_dir}: no model.safetensors in that step checkpoint")
+
+
+def init_source(path: str | os.PathLike) -> tuple[Path, str | None]:
+    """``--init`` -> the weights file, and a one-line note when a run directory gave a step checkpoint.
+    A file is used as it is; a step checkpoint directory (``RUN/ckpt/step_N``) gives its weights; a
+    run directory its ``final.safetensors``, else ``best.safetensors``, else its newest step checkpoint
+    (a stage-1 run stopped before its end, or without validation)."""
+    p = Path(path)
+    if not p.is_dir():
+        return p, None
+    if (p / "state.json").is_file():  # one step checkpoint
+        return _step_weights(p), None
+    for name in ("final.safetensors", "best.safetensors"):
+        if (p / name).is_file():
+            return p / name, None
+    steps = step_checkpoints(p)
+    if not steps:
+        raise LightSRError(f"--init {path}: no final.safetensors, best.safetensors or step checkpoint "
+                           "(ckpt/step_*) in that run directory")
+    w = _step_weights(steps[-1])
+    return w, f"--init {path}: no final or best weights; using its newest step checkpoint {w}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,7 +251,11 @@ class Trainer:
             model.registry_name = get_entry(cfg.model).name
         self.model = model.to(self.device)
         self.continuous = bool(getattr(model, "continuous", False))
-        self.init_report = init_from(self.model, cfg.init, cfg.init_head) if cfg.init else None
+        # a resumed run takes every weight from its checkpoint: --init is not read (it may be gone)
+        initialise = cfg.init and not (resume and step_checkpoints(self.out))
+        self.init_report = init_from(self.model, cfg.init, cfg.init_head) if initialise else None
+        if self.init_report and self.init_report.get("note") and self.dist.main:
+            print(f"lightsr train: {self.init_report['note']}", file=sys.stderr)
         asked = cfg.amp if cfg.amp.lower() != "none" else cfg.precision
         self.precision = precision_mod.resolve(asked, self.device)
         self.channels_last = precision_mod.prepare(self.model, self.device, self.precision)
@@ -191,6 +270,7 @@ class Trainer:
         else:
             raise LightSRError(f"unknown optimizer {cfg.optimizer!r}; choose adam or adamw")
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
+        self._frozen_body = self._body_params() if cfg.head_warmup > 0 else []
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
         self.hook = hook or (resolve(cfg.step_hook, "step hook") if cfg.step_hook else None)
         self.step = 0
@@ -207,6 +287,16 @@ class Trainer:
             self._load_latest()
 
     # ---- setup ------------------------------------------------------------------------------
+
+    def _body_params(self) -> list[nn.Parameter]:
+        """Parameters outside the head (``model.head_prefixes`` or ``init_head``): frozen during ``head_warmup``."""
+        head = tuple(getattr(self.model, "head_prefixes", self.cfg.init_head))
+        named = list(self.model.named_parameters())
+        body = [p for n, p in named if not n.startswith(head)]
+        if len(body) == len(named):
+            raise LightSRError(f"--head_warmup: {self.cfg.model} has no parameters under its head "
+                               f"({', '.join(head)})")
+        return body
 
     def _check_run_dir(self) -> None:
         exists = self.out.exists() and any(self.out.iterdir())
@@ -278,55 +368,63 @@ class Trainer:
         raise LightSRError("give --iters or --epochs")
 
     def loader(self):
+        """This rank's batches from ``self.step`` on. The loader has its own seeded generator: making
+        its iterator draws a worker base seed, which from torch's global generator would shift the
+        stream that DropPath / random routing use after a resume (the data are a pure function of
+        the index, so this generator needs no checkpoint)."""
         from ..data.patches import GlobalBatchSampler
 
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1 + self.dist.rank)
         sampler = GlobalBatchSampler(self.cfg.batch_size, self.dist.world, self.dist.rank, self.step, self.total)
         kw = {}
         if self.cfg.workers > 0:
             kw = dict(num_workers=self.cfg.workers, persistent_workers=False, prefetch_factor=4)
-        return torch.utils.data.DataLoader(self.data, batch_sampler=sampler,
+        return torch.utils.data.DataLoader(self.data, batch_sampler=sampler, generator=gen,
                                            pin_memory=self.device.type == "cuda", **kw)
 
     # ---- checkpoints ------------------------------------------------------------------------
 
     def _ckpts(self) -> list[Path]:
-        d = self.out / "ckpt"
-        if not d.is_dir():
-            return []
-        return sorted(p for p in d.glob("step_*") if (p / "state.json").is_file())
+        return step_checkpoints(self.out)
 
     def save(self) -> Path:
         """Write ``ckpt/step_{step}`` (all ranks' RNG states included), then prune old ones."""
-        from ..checkpoint import save_weights
-
         final = self.out / "ckpt" / f"step_{self.step:08d}"
-        tmp = self.out / "ckpt" / f".step_{self.step:08d}.part"
-        if self.dist.main:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-        self.dist.barrier()
-        torch.save(_rng_state(), tmp / f"rng_rank{self.dist.rank}.pt")
-        if self.dist.main:
-            meta = {"step": self.step, "model": self.cfg.model, "scale": self.cfg.scale}
-            save_weights(self.model, tmp / "model.safetensors", meta)
-            if self.ema:
-                save_weights(self.ema.module, tmp / "ema.safetensors", meta)
-            torch.save({"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict()},
-                       tmp / "state.pt")
-            (tmp / "state.json").write_text(json_text(
-                {"step": self.step, "total": self.total, "best_psnr": self.best, "world": self.dist.world,
-                 "model": self.cfg.model, "data": self.data_fingerprint(), "precision": self.precision,
-                 "val_files": [p.name for p in self.val_files]}))
+        tmp = self.out / "ckpt" / f".step_{self.step:08d}.part"  # renamed to `final` once complete
+        with _writing(final, tmp if self.dist.main else None):
+            if self.dist.main:
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                tmp.mkdir(parents=True)
+            self.dist.barrier()
+            torch.save(_rng_state(), tmp / f"rng_rank{self.dist.rank}.pt")
+            if self.dist.main:
+                self._write_state(tmp)
         self.dist.barrier()
         if self.dist.main:
             if final.exists():  # only possible when re-saving the same step of this run
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            milestones = {int(k) for k in self.cfg.keep_steps or ()}
             for old in self._ckpts()[:-self.cfg.keep]:
-                shutil.rmtree(old)
+                if int(old.name.split("_")[-1]) not in milestones:  # --keep_steps: never pruned
+                    shutil.rmtree(old)
         self.dist.barrier()
         return final
+
+    def _write_state(self, tmp: Path) -> None:
+        """Model, EMA, optimiser / scaler and ``state.json`` into the checkpoint being written."""
+        from ..checkpoint import save_weights
+
+        meta = {"step": self.step, "model": self.cfg.model, "scale": self.cfg.scale}
+        save_weights(self.model, tmp / "model.safetensors", meta)
+        if self.ema:
+            save_weights(self.ema.module, tmp / "ema.safetensors", meta)
+        torch.save({"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict()}, tmp / "state.pt")
+        (tmp / "state.json").write_text(json_text(
+            {"step": self.step, "total": self.total, "best_psnr": self.best, "world": self.dist.world,
+             "model": self.cfg.model, "data": self.data_fingerprint(), "precision": self.precision,
+             "val_files": [p.name for p in self.val_files]}))
 
     def _load_latest(self) -> None:
         from ..checkpoint import load_checkpoint
@@ -391,6 +489,29 @@ class Trainer:
                 w.writeheader()
             w.writerow({k: row.get(k, "") for k in cols})
 
+    def _log_step(self, values: dict | None) -> None:
+        """``steps.csv``: one row per step (``step`` as in log.csv) of the values a step hook returned
+        under ``"log"``. The first row of a process drops rows past the resumed step (an interrupted
+        run wrote them; the resumed run writes them again, identical)."""
+        if not values or not self.dist.main:
+            return
+        path, step = self.out / "steps.csv", self.step + 1
+        if not getattr(self, "_steps_trimmed", False) and path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                rows = [r for r in reader if int(r["step"]) < step]
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=reader.fieldnames or ["step", *values])
+                w.writeheader()
+                w.writerows(rows)
+        self._steps_trimmed = True
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["step", *values])
+            if new:
+                w.writeheader()
+            w.writerow({"step": step, **values})
+
     def _trim_log(self) -> None:
         """Drop log rows after the resumed step (written by the interrupted run)."""
         path = self.out / "log.csv"
@@ -435,9 +556,10 @@ class Trainer:
                 from ..checkpoint import save_weights
 
                 self.best = psnr
-                save_weights(self.eval_model(), self.out / "best.safetensors",
-                             {"step": self.step, "val_psnr_y": psnr, "val": self.val_description(),
-                              "model": self.cfg.model, "scale": self.cfg.scale}, overwrite=True)
+                with _writing(self.out / "best.safetensors"):
+                    save_weights(self.eval_model(), self.out / "best.safetensors",
+                                 {"step": self.step, "val_psnr_y": psnr, "val": self.val_description(),
+                                  "model": self.cfg.model, "scale": self.cfg.scale}, overwrite=True)
         self.dist.barrier()
         return psnr
 
@@ -467,6 +589,7 @@ class Trainer:
         """(prediction, target) of one batch."""
         kw = dict(self.hook(self.step, self.model, batch) or {}) if self.hook else {}
         self._after_step = kw.pop("after_step", None)
+        self._log_step(kw.pop("log", None))  # the hook's per-step values (AnySR: width, scale) -> steps.csv
         if self.continuous:
             if "scale" not in kw:  # per-sample scales live in the cell only
                 s = batch["scale"]
@@ -488,6 +611,9 @@ class Trainer:
             raise LightSRError(f"loss became {loss.item()} at step {self.step}; lower --lr or enable --clip-grad")
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.step < cfg.head_warmup:  # head-only phase: the body gets no update (Adam skips grad None)
+            for p in self._frozen_body:
+                p.grad = None
         if cfg.clip_grad > 0:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
@@ -509,7 +635,7 @@ class Trainer:
                   f"{len(r['head_kept'])} ({', '.join(r['head_kept'][:4])}); checkpoint tensors dropped: "
                   f"{len(r['dropped'])} ({', '.join(r['dropped'][:4])})", file=sys.stderr)
         start_step, t0, cpu0 = self.step, time.time(), time.process_time()
-        self._signalled = False
+        self._signalled = 0  # the number of the signal that asked to stop
         previous = self._catch_signals()
         bar = None
         if dist.main and cfg.progress:
@@ -544,19 +670,21 @@ class Trainer:
                 psnr = self.validate()
                 if psnr is not None:
                     self._log({"step": self.step, "val_psnr_y": f"{psnr:.4f}"})
-            if cfg.save_every and self.step % cfg.save_every == 0 and self.step < self.total:
+            due = cfg.save_every and self.step % cfg.save_every == 0
+            if (due or self.step in (cfg.keep_steps or ())) and self.step < self.total:
                 self.save()
             if self.step < self.total:
                 stop = bool(cfg.stop_after) and self.step - start_step >= cfg.stop_after
-                stop = stop or self._signalled
-                if cfg.time_limit is not None:  # every rank must agree to stop
-                    stop = dist.any(stop or (time.time() - t0) > cfg.time_limit * 60, self.device)
-                if stop:
+                stop = stop or bool(self._signalled)
+                stop = stop or (cfg.time_limit is not None and (time.time() - t0) > cfg.time_limit * 60)
+                if dist.any(stop, self.device):  # every rank stops at the same step (a signal may reach one)
                     stopped = True
                     break
         if bar:
             bar.close()
         result = {"step": self.step, "total": self.total, "seconds": time.time() - t0, "best_psnr": self.best}
+        if stopped and self._signalled:
+            result["signal"] = int(self._signalled)  # the CLI exits 128 + it (130 after Ctrl-C)
         try:
             return self._finish(result, stopped, start_step, t0, cpu0)
         finally:
@@ -573,7 +701,7 @@ class Trainer:
         def handler(signum, frame):
             if self._signalled:  # a second signal: stop now
                 raise KeyboardInterrupt
-            self._signalled = True
+            self._signalled = int(signum)
             if self.dist.main:
                 print(f"lightsr train: signal {signum}: stopping after this step with a checkpoint",
                       file=sys.stderr)
@@ -629,9 +757,10 @@ class Trainer:
         if dist.main:
             from ..checkpoint import save_weights
 
-            save_weights(self.eval_model(), self.out / "final.safetensors",
-                         {"step": self.step, "model": self.cfg.model, "scale": self.cfg.scale,
-                          "ema": bool(self.ema), "val_psnr_y": psnr}, overwrite=True)
+            with _writing(self.out / "final.safetensors"):
+                save_weights(self.eval_model(), self.out / "final.safetensors",
+                             {"step": self.step, "model": self.cfg.model, "scale": self.cfg.scale,
+                              "ema": bool(self.ema), "val_psnr_y": psnr}, overwrite=True)
         dist.barrier()
         return result
 

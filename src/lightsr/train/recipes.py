@@ -21,14 +21,18 @@ name                   what
 ``hasn_stage1``        seed 003: HASN x4, LR 48 (GT 192), batch 128, Adam 2e-4 (0.9, 0.99),
                        500k iterations halved at 250k/400k/450k/475k, L1, EMA 0.999
 ``hasn_stage2``        seed 003 warm start: HASN initialised from stage 1's 100k-iteration weights
-                       (``--init``), 1000k iterations, ``L_s2 = L1 + KL`` (eq. 5), else as stage 1
-``anysr``              AnySR (seed 002, Algorithm 1): SRNO on EDSR-baseline, one scale per step
-                       sweeping 1 -> 4.1 by 0.1, LR 128, Adam 1e-5 halved at epochs 200/400 of 500;
-                       the per-step sub-network choice is the hook ``lightsr.train.anysr:train_step_hook``
+                       (``--init``; stage 1 keeps that checkpoint, ``keep_steps``), 1000k iterations,
+                       ``L_s2 = L1 + KL`` (eq. 5), else as stage 1
+``anysr``              AnySR (seed 002, Algorithm 1): SRNO on EDSR-baseline, one scale per step drawn
+                       as lines 2-3 say (t ~ U{1..T}, s ~ S_t; ``anysr_sweep``: the official code's
+                       sweep 1 -> 4.1 by 0.1), LR 128, Adam 1e-5 halved at epochs 200/400 of 500;
+                       the per-step sub-network choice is the hook ``lightsr.train.anysr:train_step_hook``,
+                       the width and scale of every step are in the run's ``steps.csv``
 =====================  ==========================================================================
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
@@ -63,53 +67,77 @@ def cpu_long(scale: float = 4, model: str = "rlfn_s") -> TrainConfig:
                        out=f"runs/{model}_x{s}_cpu_long")
 
 
-def c2d_stage1(scale: float = 4, backbone: str = "srformer") -> TrainConfig:
-    """Seed 000 section 4, stage 1 (continuous-scale pre-training with HIIF-L)."""
-    return TrainConfig(model=f"{backbone}_c2d_hiif", scale=scale, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
+def _c2d_base(model: str) -> str:
+    """The discrete network of a C2D recipe: ``rlfn_s`` and ``rlfn_s_hiif`` both name RLFN-S."""
+    return model[: -len("_hiif")] if model.endswith("_hiif") else model
+
+
+def c2d_stage1(scale: float = 4, model: str = "srformer_c2d") -> TrainConfig:
+    """Seed 000 section 4, stage 1 (continuous-scale pre-training with HIIF-L) of ``model``'s body:
+    ``--model NAME`` trains ``NAME_hiif`` (any discrete network with a registered twin,
+    :data:`lightsr.models.c2d.TWIN_BASES`, beyond the paper's attention models)."""
+    base = _c2d_base(model)
+    return TrainConfig(model=f"{base}_hiif", scale=scale, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
                        lr_patch=64, batch_size=16, epochs=700, repeat=20, scale_min=1.0, scale_max=4.0,
                        scale_mode="sample", queries="fast", loss="l1", optimizer="adam", lr=4e-4,
                        betas=(0.9, 0.999), schedule="cosine", min_lr=1e-6, warmup=50 / 700,
-                       warmup_start_lr=1e-6, out=f"runs/{backbone}_c2d_stage1")
+                       warmup_start_lr=1e-6, out=f"runs/{base}_stage1")
 
 
-def c2d_stage2(scale: float = 4, backbone: str = "srformer") -> TrainConfig:
-    """Seed 000, stage 2 (eq. 10): ``I_HR = PixelShuffle(Conv(F_D))``, f_S and f_D from stage 1."""
-    s = int(scale)
-    return TrainConfig(model=f"{backbone}_c2d", scale=s, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
+def c2d_stage2(scale: float = 4, model: str = "srformer_c2d") -> TrainConfig:
+    """Seed 000, stage 2 (eq. 10): ``I_HR = PixelShuffle(Conv(F_D))``, f_S and f_D from stage 1
+    (``--init RUN_DIR`` of a ``c2d_stage1`` run). ``--head_warmup N`` first fits the fresh head alone
+    (not in the paper, whose stage 1 is long enough; see results/c2d.md for the value measured here)."""
+    s, base = int(scale), _c2d_base(model)
+    return TrainConfig(model=base, scale=s, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
                        lr_patch=64, batch_size=16, epochs=300, repeat=20, loss="l1", optimizer="adam",
                        lr=1e-5, betas=(0.9, 0.999), schedule="cosine", min_lr=1e-6, warmup=50 / 300,
-                       warmup_start_lr=1e-6, out=f"runs/{backbone}_c2d_x{s}_stage2")
+                       warmup_start_lr=1e-6, out=f"runs/{base}_x{s}_stage2")
 
 
-def c2d_discrete(scale: float = 4, backbone: str = "srformer") -> TrainConfig:
+def c2d_discrete(scale: float = 4, model: str = "srformer_c2d") -> TrainConfig:
     """Table 2 v1.1: no continuous stage; the discrete model trained for the same 1000 epochs."""
-    cfg = c2d_stage2(scale, backbone)
+    cfg = c2d_stage2(scale, model)
     cfg.epochs, cfg.lr, cfg.warmup = 1000, 4e-4, 50 / 1000
-    cfg.out = f"runs/{backbone}_c2d_x{int(scale)}_discrete"
+    cfg.out = f"runs/{cfg.model}_x{int(scale)}_discrete"
     return cfg
 
 
+HASN_STAGE2_FROM = 100_000  # stage 2 starts from stage 1's weights at this iteration (seed 003 section 3.3)
+
+
 def hasn_stage1(scale: float = 4) -> TrainConfig:
-    """Seed 003 section 4 / ``train_HASN.yml``."""
+    """Seed 003 section 4 / ``train_HASN.yml``. The step-100k checkpoint (stage 2's start) is a
+    ``keep_steps`` milestone: always written, never pruned by ``keep``."""
     s = int(scale)
     return TrainConfig(model="hasn", scale=s, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR, lr_patch=192 // s,
                        batch_size=128, iters=500_000, loss="l1", optimizer="adam", lr=2e-4, betas=(0.9, 0.99),
                        schedule="multistep", milestones=[250_000, 400_000, 450_000, 475_000], gamma=0.5,
-                       ema=0.999, save_every=5000, val_every=5000, out=f"runs/hasn_x{s}_stage1")
+                       ema=0.999, save_every=5000, val_every=5000, keep_steps=[HASN_STAGE2_FROM],
+                       out=f"runs/hasn_x{s}_stage1")
 
 
 def hasn_stage2(scale: float = 4) -> TrainConfig:
-    """Seed 003 section 3.3: warm start from stage 1 (its 100k-iteration weights, ``--init``),
-    1000k iterations of ``L1 + KL`` (eq. 5, alpha = beta = 1); the paper adds Flickr2K (``--train_dir``)."""
+    """Seed 003 section 3.3: warm start from stage 1's 100k-iteration weights, 1000k iterations of
+    ``L1 + KL`` (eq. 5, alpha = beta = 1); the paper adds Flickr2K (``--train_dir``).
+
+    ``init`` defaults to stage 1's milestone ``runs/hasn_x{s}_stage1/ckpt/step_00100000`` (its EMA
+    weights; kept by stage 1's ``keep_steps``). ``--init RUN_DIR`` takes a run's final, else best,
+    else newest step checkpoint (stage 1 stopped early); ``--init FILE`` any weights file."""
+    s = int(scale)
     cfg = hasn_stage1(scale)
     cfg.iters, cfg.loss, cfg.init_head = 1_000_000, "l1_kl", ()  # same network: every tensor loaded
-    cfg.out = f"runs/hasn_x{int(scale)}_stage2"
+    cfg.init = f"runs/hasn_x{s}_stage1/ckpt/step_{HASN_STAGE2_FROM:08d}"
+    cfg.keep_steps = []
+    cfg.out = f"runs/hasn_x{s}_stage2"
     return cfg
 
 
 class AnySRSweep:
-    """AnySR's scale schedule (``train.py``): s0 ~ U(1, 4.1), then s += 0.1 per iteration, minus 3.1
-    once above 4.1; here a pure function of the step, s0 drawn from the run's seed."""
+    """The official AnySR code's scale schedule (``train.py``): s0 ~ U(1, 4.1), then s += 0.1 per
+    iteration, minus 3.1 once above 4.1; here a pure function of the step, s0 drawn from the run's
+    seed. Not the seed's Algorithm 1 (``lightsr.train.anysr:AnySRGroups``, the recipe's default);
+    ``anysr(schedule="sweep")`` or ``scale_schedule="lightsr.train.recipes:AnySRSweep"`` selects it."""
 
     def __init__(self, cfg: TrainConfig):
         self.s0 = float(np.random.default_rng([cfg.seed, 0xA5]).uniform(1.0, 4.1))
@@ -119,15 +147,29 @@ class AnySRSweep:
         return 1.0 + math.fmod(s - 1.0, 3.1) if s > 4.1 else s
 
 
-def anysr(scale: float = 4, backbone: str = "edsr") -> TrainConfig:
-    """Seed 002 Algorithm 1 on SRNO (design notes section 6): 500 epochs x 500 iterations."""
+ANYSR_SCHEDULES = {"groups": ("lightsr.train.anysr:AnySRGroups", 4.0),  # seed Algorithm 1 lines 2-3
+                   "sweep": ("lightsr.train.recipes:AnySRSweep", 4.1)}  # the official code
+
+
+def anysr(scale: float = 4, backbone: str = "edsr", schedule: str = "groups") -> TrainConfig:
+    """Seed 002 Algorithm 1 on SRNO (design notes section 6): 500 epochs x 500 iterations. ``schedule``:
+    ``"groups"`` (lines 2-3: t ~ U{1..T}, s ~ S_t) or ``"sweep"`` (the official code, :class:`AnySRSweep`)."""
+    if schedule not in ANYSR_SCHEDULES:
+        raise LightSRError(f"AnySR scale schedule {schedule!r}: choose {' or '.join(ANYSR_SCHEDULES)}")
+    fn, s_max = ANYSR_SCHEDULES[schedule]
     return TrainConfig(model=f"anysr_srno_{backbone}", scale=scale, train_dirs=list(TRAIN_DIRS), val_dir=VAL_DIR,
                        lr_patch=128, batch_size=32 if backbone == "edsr" else 16, iters=250_000,
-                       scale_min=1.0, scale_max=4.1, scale_mode="batch", queries="fast",
-                       scale_schedule="lightsr.train.recipes:AnySRSweep",
+                       scale_min=1.0, scale_max=s_max, scale_mode="batch", queries="fast", scale_schedule=fn,
                        step_hook="lightsr.train.anysr:train_step_hook", loss="l1", optimizer="adam", lr=1e-5,
                        betas=(0.9, 0.999), schedule="multistep", milestones=[100_000, 200_000], gamma=0.5,
                        out=f"runs/anysr_{backbone}")
+
+
+def anysr_sweep(scale: float = 4, backbone: str = "edsr") -> TrainConfig:
+    """:func:`anysr` with the official code's scale sweep (:class:`AnySRSweep`) instead of Algorithm 1's groups."""
+    cfg = anysr(scale, backbone, schedule="sweep")
+    cfg.out = f"runs/anysr_{backbone}_sweep"
+    return cfg
 
 
 RECIPES: dict[str, Callable[..., TrainConfig]] = {
@@ -139,11 +181,20 @@ RECIPES: dict[str, Callable[..., TrainConfig]] = {
     "hasn_stage1": hasn_stage1,
     "hasn_stage2": hasn_stage2,
     "anysr": anysr,
+    "anysr_sweep": anysr_sweep,
 }
 
 
-def get_recipe(name: str, scale: float | None = None) -> TrainConfig:
+def get_recipe(name: str, scale: float | None = None, model: str | None = None) -> TrainConfig:
+    """Recipe ``name`` at ``scale`` for ``model``: a recipe with a ``model`` parameter builds its
+    own model from it (C2D stage 1 trains ``NAME_hiif``); for the others it replaces the model."""
     key = name.lower().replace("-", "_")
     if key not in RECIPES:
         raise LightSRError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
-    return RECIPES[key]() if scale is None else RECIPES[key](scale)
+    fn = RECIPES[key]
+    takes_model = "model" in inspect.signature(fn).parameters
+    kw = {} if scale is None else {"scale": scale}
+    cfg = fn(**kw, **({"model": model} if model and takes_model else {}))
+    if model and not takes_model:
+        cfg.model = model
+    return cfg
