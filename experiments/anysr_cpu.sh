@@ -13,8 +13,8 @@ mkdir -p "$R"
 [ -f "$R/srno_edsr/final.safetensors" ] || python -m lightsr train --model srno_edsr --scale 4 $T \
   --iters 900 --batch_size 8 --lr_patch 32 --lr 4e-4 --schedule cosine --val_every 0 --save_every 50 \
   --log_every 10 --seed 0 --device cpu --no_progress --out "$R/srno_edsr" $( [ -d "$R/srno_edsr" ] && echo --resume )
-# 2. Algorithm 1 from it: the recipe's sweep and sub-network hook, LR 1e-4 (the recipe's 1e-5 is for 250k steps).
-[ -f "$R/anysr/final.safetensors" ] || python -m lightsr train --recipe anysr $T --init "$R/srno_edsr" \
+# 2. Algorithm 1 from it: the official scale sweep (recipe anysr_sweep; results/anysr.md predates Algorithm 1's groups) and sub-network hook, LR 1e-4 (the recipe's 1e-5 is for 250k steps).
+[ -f "$R/anysr/final.safetensors" ] || python -m lightsr train --recipe anysr_sweep $T --init "$R/srno_edsr" \
   --iters 600 --batch_size 8 --lr_patch 32 --lr 1e-4 --schedule cosine --val_every 0 --save_every 50 \
   --log_every 10 --seed 0 --device cpu --no_progress --out "$R/anysr" $( [ -d "$R/anysr" ] && echo --resume )
 # 3. Set14: the SRNO before rebuilding, AnySR by scale (dagger), AnySR full network (double dagger).

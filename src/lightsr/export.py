@@ -45,6 +45,16 @@ def _require_onnx():
     return onnx, onnxruntime
 
 
+def _check_output(path: str | os.PathLike) -> None:
+    """One line for an output that cannot be an .onnx file (before the model is built)."""
+    from .upscaler import _check_out_root
+
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise LightSRError(f"export output must end in .onnx, got {path}")
+    _check_out_root(path.parent)  # afile.txt/m.onnx: "afile.txt is a file, not a folder"
+
+
 def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES, seed: int = 0) -> float:
     """Largest |onnxruntime - PyTorch| over random inputs of the given (H, W) sizes, on CPU."""
     _, ort = _require_onnx()
@@ -76,8 +86,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, samp
     if getattr(model, "continuous", False):
         raise LightSRError("continuous-scale models take the scale as an argument and are not exported to ONNX")
     path = Path(path)
-    if path.suffix.lower() != ".onnx":
-        raise LightSRError(f"export output must end in .onnx, got {path}")
+    _check_output(path)
     model = model.eval().float().cpu()
     x = torch.rand(1, 3, *(fixed_size or sample_hw))
     dynamic = None if fixed_size else {"input": {0: "batch", 2: "height", 3: "width"},
@@ -129,6 +138,7 @@ def export_model(output: str | os.PathLike, *, model: str | None = None, weights
     ``scale`` (the model's native scale)."""
     from .upscaler import load
 
+    _check_output(output)
     _require_onnx()  # fail before building anything
     if isinstance(fixed_size, str):
         from .profile import parse_size

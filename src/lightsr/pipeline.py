@@ -17,6 +17,9 @@ the model runs in the calling (main) thread, so a folder costs about the model's
   any exception) before the exception is re-raised in the main thread. The worker threads are not
   daemons, so even a second Ctrl-C during that wait cannot cut a write off half way.
 
+A ``load`` stage that returns :data:`SKIP` (an output already there, ``--skip-existing``) finishes
+its job at once: counted in ``Stats.skipped``, apart from done and failed.
+
 ``LIGHTSR_PIPELINE=0`` (or ``pipelined=False``) runs the same stages one after another in the main
 thread: the reference the tests compare the pipelined outputs with, byte for byte.
 """
@@ -39,6 +42,7 @@ from .errors import LightSRError
 DEPTH = 2  # images waiting in each queue
 QUEUE_BYTES = 256 * 2**20  # finished outputs held beyond the one being written
 _END = object()
+SKIP = object()  # what a ``load`` stage returns for a job that needs no work (counted as skipped)
 _POLL = 0.1  # seconds between checks for a stop while a queue is full or empty
 
 
@@ -53,6 +57,7 @@ class Job:
 class Stats:
     done: int = 0
     failed: int = 0
+    skipped: int = 0
     megapixels: float = 0.0
     model_s: float = 0.0
     wall_s: float = 0.0
@@ -104,12 +109,14 @@ class _Reporter:
         self.note, self.bar = note, bar
         self.stats = Stats()
 
-    def finish(self, index: int, error: str | None = None, megapixels: float = 0.0) -> None:
+    def finish(self, index: int, error: str | None = None, megapixels: float = 0.0, skipped: bool = False) -> None:
         with self.lock:
-            self.pending[index] = (error, megapixels)
+            self.pending[index] = (error, None if skipped else megapixels)
             while self.next in self.pending:
                 err, mp = self.pending.pop(self.next)
-                if err is None:
+                if mp is None:
+                    self.stats.skipped += 1
+                elif err is None:
                     self.stats.done += 1
                     self.stats.megapixels += mp
                 else:
@@ -162,6 +169,9 @@ def _serial(jobs, load, compute, save, cost, rep: _Reporter) -> None:
     for job in jobs:
         try:
             item = load(job)
+            if item is SKIP:
+                rep.finish(job.index, skipped=True)
+                continue
             t0 = time.perf_counter()
             try:
                 result = compute(item)
@@ -264,6 +274,9 @@ def _pipelined(jobs, load, compute, save, cost, rep: _Reporter) -> None:
             if err is not None:
                 rep.finish(job.index, err)
                 continue
+            if loaded is SKIP:
+                rep.finish(job.index, skipped=True)
+                continue
             nbytes = cost(loaded)
             budget.take(nbytes, check)
             t0 = time.perf_counter()
@@ -303,6 +316,7 @@ def describe(stats: Stats) -> str:
         share = 100.0 * stats.model_s / secs
         rate = (f" ({n / secs:.2f} images/s, {stats.megapixels / secs:.2f} output MP/s; model {stats.model_s:.2f} s"
                 f" = {share:.0f} % of the wall time)")
-    tail = f"; {stats.failed} failed" if stats.failed else ""
+    tail = f"; {stats.skipped} skipped (output already there)" if stats.skipped else ""
+    tail += f"; {stats.failed} failed" if stats.failed else ""
     return (f"upscaled {n} image{'s' if n != 1 else ''}, {stats.megapixels:.2f} output megapixels "
             f"in {secs:.2f} s{rate}{tail}")

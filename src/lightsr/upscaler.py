@@ -484,6 +484,56 @@ def _bar(total: int, unit: str, enabled: bool, leave: bool = False):
 # ---------------------------------------------------------------------------------------------
 # loading
 # ---------------------------------------------------------------------------------------------
+def check_outscale(outscale, flag: str = "--outscale") -> None:
+    """One line for an output scale that is not a positive, finite number (before any model loads)."""
+    if outscale is None:
+        return
+    try:
+        value = float(outscale)
+    except (TypeError, ValueError):
+        raise LightSRError(f"{flag} {outscale!r}: give a positive number, e.g. 2 or 3.5") from None
+    if not 0 < value < math.inf:
+        raise LightSRError(f"{flag} {outscale!r}: the output scale must be a positive, finite number, e.g. 2 or 3.5")
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has: cpu, cuda:N for each GPU, mps / xpu where present."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        found += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return found
+
+
+def check_device(device) -> None:
+    """One line naming the devices that exist, for a device this machine lacks (``mps`` on Linux,
+    ``cuda:3`` with one GPU ...). A name torch does not know is left to :func:`pick_device`."""
+    if device is None or isinstance(device, torch.device) and device.type == "cpu":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        return
+    if dev.type == "cpu" or dev.type == "cuda" and not torch.cuda.is_available():
+        return  # pick_device says "no CUDA GPU is available"
+    have = available_devices()
+    if dev.type == "cuda":
+        ok = dev.index is None or dev.index < torch.cuda.device_count()
+    elif dev.type == "mps":
+        ok = "mps" in have
+    elif dev.type == "xpu" and any(d.startswith("xpu") for d in have):
+        ok = dev.index is None or f"xpu:{dev.index}" in have
+    else:
+        ok = False
+    if not ok:
+        raise LightSRError(f"device {device} is not available on this machine; it has: {', '.join(have)}")
+
+
 def _precision_from_flags(precision: str | None, half: bool, bf16: bool) -> str:
     """``half=True`` / ``bf16=True`` are older spellings of ``precision="fp16"`` / ``"bf16"``."""
     asked = [p for p, on in (("fp16", half), ("bf16", bf16)) if on]
@@ -566,6 +616,8 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     options = dict(options or {})
     scale = _norm_scale(scale)
     any_scale = scale is not None and (isinstance(scale, tuple) or float(scale) != int(scale))  # continuous only
+    check_outscale(outscale)
+    check_device(device)
     dev = pick_device(device)
     precision = _precision_from_flags(precision, half, bf16)
     resolve_precision(precision, dev)  # an unknown precision or fp16 on a CPU fails before loading
@@ -704,15 +756,34 @@ def _check_out_root(out: Path) -> None:
         raise LightSRError(f"output folder {probe} is not writable")
 
 
+def _complete_image(path: Path) -> bool:
+    """Whether Pillow decodes ``path`` to the end (an output cut off by a crash or a full disk is not)."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # an upscaled output may well pass Pillow's bomb guard
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except Exception:  # noqa: BLE001 - truncated, corrupt, not an image: not a finished output
+        return False
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *, suffix: str = "",
                   ext: str = "same", overwrite: bool = False, quality: int = 95, png_level: int | None = None,
-                  progress: bool = True, report=None):
+                  progress: bool = True, report=None, skip_existing: bool = False):
     """Upscale image files, folders (recursively, keeping the tree) and globs into ``output``.
 
     ``output`` is a folder, or a file name when ``inputs`` is one file. ``ext``: ``"same"`` or an
     output format (png, jpg, webp, tif, bmp); ``suffix`` is added to each stem. Files are read,
     upscaled and written by :mod:`lightsr.pipeline` (decoding and encoding overlap the model);
-    an existing output is never replaced unless ``overwrite``; one bad file is reported through
+    an existing output is never replaced unless ``overwrite``; with ``skip_existing`` one that is a
+    complete image is skipped (``Stats.skipped``: resuming an interrupted folder) and an incomplete
+    one is reported as failed and left alone. ``output`` ending in a path separator is always a
+    folder. One bad file is reported through
     ``report`` (a one-argument callable, default: stderr) and skipped. Returns the
     :class:`~lightsr.pipeline.Stats`, ``failed`` counting inputs that were not found too. Problems
     with the whole request (no inputs, an unwritable folder, two inputs that would write one file)
@@ -720,7 +791,7 @@ def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *,
     :class:`~lightsr.pipeline.Terminated` with only complete files left.
     """
     from .imageio import FORMATS, PNG_LEVEL, check_png_level, read, write_image
-    from .pipeline import Job, run as run_files, sigterm_as_exception
+    from .pipeline import SKIP, Job, run as run_files, sigterm_as_exception
 
     report = report or (lambda msg: print(f"lightsr: error: {msg}", file=sys.stderr))
     ext = (ext or "same").lower().lstrip(".")
@@ -732,9 +803,12 @@ def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *,
     inputs = [str(i) for i in inputs]
     if not inputs:
         raise LightSRError("no input images: give image files, folders or globs")
+    if overwrite and skip_existing:
+        raise LightSRError("--overwrite and --skip-existing exclude each other: replace existing outputs, or keep them")
     files, errors = collect_inputs(inputs)
     out = Path(output)
-    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    as_folder = str(output).endswith(tuple(sep for sep in (os.sep, os.altsep, "/") if sep))  # run.v2/
+    single = len(inputs) == 1 and Path(inputs[0]).is_file() and not as_folder
     if single and out.suffix.lower() not in FORMATS and not out.is_dir() and out.suffix:
         raise LightSRError(f"output {out}: unknown image extension {out.suffix!r} "
                            f"(use {', '.join(sorted(set(FORMATS)))} or a folder)")
@@ -751,12 +825,28 @@ def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *,
             raise LightSRError(f"{seen[key]} and {job.src} would both be written to {job.dst}; "
                                "rename one of them or write them to separate folders")
         seen[key] = job.src
+    if ext == "same":  # a format lightsr reads but does not write (GIF, PPM, TGA ...): said once
+        changed: dict[str, int] = {}
+        for job in jobs:
+            named = single and job.dst == out  # -o x.png: the user chose the format
+            if not named and job.src.suffix.lower() not in FORMATS and job.dst.suffix.lower() != job.src.suffix.lower():
+                kind = job.src.suffix.lower().lstrip(".").upper() or "?"
+                changed[kind] = changed.get(kind, 0) + 1
+        for kind, n in changed.items():
+            _note(f"note: {n} {kind} input{'s' if n != 1 else ''} will be written as PNG (lightsr does not "
+                  f"write {kind}; --ext picks another format)")
 
     def load_one(job: Job):
         if job.dst.resolve() == job.src.resolve():
             raise LightSRError(f"output {job.dst} is the input file; choose another -o folder or a --suffix")
         if job.dst.exists() and not overwrite:
-            raise LightSRError(f"{job.dst} exists; refusing to overwrite it (pass --overwrite)")
+            if not skip_existing:
+                raise LightSRError(f"{job.dst} exists; refusing to overwrite it (pass --overwrite to replace it, "
+                                   "or --skip-existing to keep finished outputs and do the rest)")
+            if job.dst.is_file() and _complete_image(job.dst):
+                return SKIP
+            raise LightSRError(f"{job.dst} exists but is not a complete image (cut off by an interrupted run?); "
+                               "delete it or pass --overwrite to redo it")
         return read(job.src)
 
     def output_bytes(img) -> int:

@@ -12,6 +12,10 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run a parsed command (``args.run(args)``): its exit status; a LightSRError is one line and exit 2,
     any other exception one ``internal error`` line and exit 1 (``LIGHTSR_DEBUG=1``: the traceback)."""
     try:
+        if getattr(args, "device", None) is not None:  # mps on Linux, cuda:3 with one GPU: one line
+            from ..upscaler import check_device
+
+            check_device(args.device)
         return int(args.run(args) or 0)
     except LightSRError as exc:
         print(f"lightsr: error: {exc}", file=sys.stderr)

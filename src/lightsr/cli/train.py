@@ -45,8 +45,10 @@ def add_parser(sub) -> None:
         names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         p.add_argument(*names, dest=name, **kw)
 
-    flag("recipe", help="preset (lightsr.train.recipes): rdb_esa, c2d_stage1, c2d_stage2, c2d_discrete, "
-         "hasn_stage1, hasn_stage2, anysr")
+    # literal, not read from lightsr.train.recipes.RECIPES (that imports numpy and torch, and --help
+    # stays instant); tests/test_new_user.py checks it lists RECIPES' keys, in their order
+    flag("recipe", help="preset (lightsr.train.recipes): rdb_esa, cpu_long, c2d_stage1, c2d_stage2, "
+         "c2d_discrete, hasn_stage1, hasn_stage2, anysr, anysr_sweep")
     flag("model", help="registered model name (default: the recipe's, else rdb_esa)")
     flag("scale", type=float, help="scale of a fixed-scale model; validation scale of a continuous one")
     flag("opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")

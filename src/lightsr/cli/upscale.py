@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("input", nargs="*", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--sample", action="store_true", help="upscale the sample image shipped with lightsr")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output folder (or a file name for a single input file)")
+                   help="output folder (or a file name for a single input file; a trailing / always "
+                        "means a folder)")
     p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
     resource_args(p)
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
@@ -48,7 +49,11 @@ def add_parser(sub) -> None:
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     p.add_argument("--png-level", type=int, default=None, metavar="N",
                    help="PNG compression level 0-9 (default 1: fast; 9: smallest files, slowest)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    existing.add_argument("--skip-existing", action="store_true",
+                          help="keep outputs that already exist and are complete images (resume an interrupted "
+                               "folder); an incomplete one is reported as failed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run, parser=p)
 
@@ -56,7 +61,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..imageio import FORMATS
     from ..pipeline import Terminated, describe
-    from ..upscaler import SAMPLE, load, parse_memory, upscale_files
+    from ..upscaler import SAMPLE, check_outscale, load, parse_memory, upscale_files
 
     if getattr(args, "png_level", None) is not None and not 0 <= args.png_level <= 9:
         raise LightSRError(f"--png-level {args.png_level}: use a level from 0 (fastest, largest) to 9 (smallest)")
@@ -65,6 +70,7 @@ def run(args) -> int:
     ext = (args.ext or "same").lower().lstrip(".")
     if ext != "same" and "." + ext not in FORMATS:  # flags are checked before the model loads
         raise LightSRError(f"--ext {args.ext!r}: use png, jpg, webp, tif, bmp or same")
+    check_outscale(args.outscale)
     inputs = list(args.input or []) + ([str(SAMPLE)] if getattr(args, "sample", False) else [])
     if not inputs:
         usage_error = getattr(getattr(args, "parser", None), "error", None)
@@ -79,6 +85,7 @@ def run(args) -> int:
         raise LightSRError(f"{up.descriptor.model} is a continuous-scale model: give --scale (e.g. 2.5, or 2x3)")
     try:
         stats = upscale_files(up, inputs, args.output, suffix=args.suffix, ext=ext, overwrite=args.overwrite,
+                              skip_existing=getattr(args, "skip_existing", False),
                               quality=args.quality, png_level=args.png_level, progress=not args.quiet)
     except Terminated:
         print("lightsr: terminated (SIGTERM): finished files are complete, nothing partial was left",
