@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     flag("patch_size", type=int, help="HR patch side (LR patch = patch_size / scale)")
     flag("lr_patch", type=int, help="LR patch side (alternative to --patch_size)")
     flag("repeat", type=int, help="times every image is visited per epoch")
+    flag("degradation", metavar="NAME", help="how fixed-scale LR patches are made (lightsr.data.degradations): "
+         "bicubic (default, MATLAB bicubic), jpeg (+ JPEG q 30-95), photo (blur, resize, noise, JPEG; 1-2 rounds)")
     flag("lr", type=float, help="peak learning rate")
     flag("loss", type=loss_name, metavar="NAME", help="pixel loss: a name of lightsr.train.losses.LOSSES "
          "(l1, l2, charbonnier, l1_kl, l1_tv, ...)")
@@ -141,7 +143,7 @@ def apply_flags(cfg, args):
               "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
               "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
               "precision": "precision", "holdout": "holdout", "keep": "keep", "keep_steps": "keep_steps",
-              "head_warmup": "head_warmup"}
+              "head_warmup": "head_warmup", "degradation": "degradation"}
     for a, k in simple.items():
         v = getattr(args, a, None)
         if v is not None:

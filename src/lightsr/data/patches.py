@@ -189,14 +189,19 @@ class _PatchBase(Dataset):
 
 class FixedScalePatches(_PatchBase):
     """Aligned (LR, HR) patches at an integer scale; LR of the whole image made once, cached
-    (``cache_dir``: also on disk, keyed by path, size and mtime, as ``x{scale}/<stem>.<key>.npy``)."""
+    (``cache_dir``: also on disk, keyed by path, size and mtime, as ``x{scale}/<stem>.<key>.npy``).
+    Another ``degradation`` preset (:mod:`.degradations`) makes the LR patch from the HR patch instead,
+    its random choices seeded by ``(seed, g)`` too; the crop and flips are the ``bicubic`` stream's."""
 
     def __init__(self, dirs, scale: int, lr_patch: int = 48, global_batch: int = 16, seed: int = 0,
                  repeat: int = 1, augment: bool = True, cache_dir: str | Path | None = None,
-                 exclude: Sequence[Path] = ()):
+                 exclude: Sequence[Path] = (), degradation: str = "bicubic"):
+        from .degradations import get_degradation
+
         if int(scale) != scale or scale < 1:
             raise LightSRError(f"fixed-scale training needs an integer scale, got {scale}")
         self.scale = int(scale)
+        self.degradation = get_degradation(degradation)  # lightsr.data.degradations.PRESETS
         super().__init__(dirs, lr_patch, global_batch, seed, repeat, augment,
                          min_size=lr_patch * int(scale), exclude=exclude)
         self._lr: dict[int, np.ndarray] = {}
@@ -234,10 +239,14 @@ class FixedScalePatches(_PatchBase):
 
     def precompute(self) -> None:
         """Make every LR image now (before forking DataLoader workers, so they share it)."""
+        if not self.degradation.is_bicubic:  # LR patches are made per sample
+            return
         for i in range(len(self.bank)):
             self.pair(i)
 
     def __getitem__(self, g: int) -> dict:
+        if not self.degradation.is_bicubic:
+            return self._degraded(int(g))
         g = int(g)
         rng = self.rng(g)
         hr, lr = self.pair(self.image_index(g))
@@ -246,6 +255,22 @@ class FixedScalePatches(_PatchBase):
         x = int(rng.integers(0, lr.shape[1] - p + 1))
         lr_t = to_tensor(lr[y:y + p, x:x + p])
         hr_t = to_tensor(hr[y * s:(y + p) * s, x * s:(x + p) * s])
+        if self.augment:
+            lr_t, hr_t = augment(rng, lr_t, hr_t)
+        return {"lr": lr_t, "hr": hr_t}
+
+    def _degraded(self, g: int) -> dict:
+        """The ``bicubic`` stream's crop and flips; the LR patch degraded from the HR patch, its random
+        choices drawn from ``(seed, g, 0xDE6A)``."""
+        from .degradations import degrade
+
+        rng = self.rng(g)
+        a = self.bank.images[self.image_index(g)]
+        p, s = self.lr_patch, self.scale
+        y = int(rng.integers(0, a.shape[0] // s - p + 1))  # the ranges of the whole-image LR's crop
+        x = int(rng.integers(0, a.shape[1] // s - p + 1))
+        hr_t = to_tensor(a[y * s:(y + p) * s, x * s:(x + p) * s])
+        lr_t = degrade(hr_t, self.degradation, np.random.default_rng([self.seed, g, 0xDE6A]), s)
         if self.augment:
             lr_t, hr_t = augment(rng, lr_t, hr_t)
         return {"lr": lr_t, "hr": hr_t}

@@ -45,6 +45,7 @@ class TrainConfig:
     queries: str = "fast"  # "fast" grid of lr_patch^2 HR queries, or "full" HR patch
     scale_schedule: str | None = None  # "module:function" -> f(rng, step) -> scale; None = U(min, max)
     augment: bool = True
+    degradation: str = "bicubic"  # LR of fixed-scale patches: a preset of lightsr.data.degradations.PRESETS
     cache_dir: str | None = "~/.cache/lightsr/train"  # LR of fixed-scale training images; None = memory only
     # optimisation
     loss: str = "l1"

@@ -344,6 +344,9 @@ class Trainer:
         ex = self.val_files
         gb = cfg.batch_size * self.dist.world
         if self.continuous:
+            if cfg.degradation != "bicubic":
+                raise LightSRError(f"--degradation {cfg.degradation} is for fixed-scale models; "
+                                   f"{cfg.model} trains on bicubic LR of continuous scales")
             fn = resolve(cfg.scale_schedule, "scale schedule")(cfg) if cfg.scale_schedule else \
                 uniform_scale(cfg.scale_min, cfg.scale_max)
             return ContinuousScalePatches(cfg.train_dirs, cfg.lr_patch, gb, cfg.seed, fn, cfg.scale_max,
@@ -351,7 +354,7 @@ class Trainer:
         cache = os.environ.get("LIGHTSR_CACHE_DIR")
         cache = str(Path(cache) / "train") if cache and cfg.cache_dir else cfg.cache_dir
         ds = FixedScalePatches(cfg.train_dirs, int(cfg.scale), cfg.lr_patch, gb, cfg.seed, cfg.repeat,
-                               cfg.augment, cache_dir=cache, exclude=ex)
+                               cfg.augment, cache_dir=cache, exclude=ex, degradation=cfg.degradation)
         if cfg.workers > 0:  # before forking workers, so they share it; in-process LR is made on first use
             ds.precompute()
         return ds
