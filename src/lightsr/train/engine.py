@@ -260,6 +260,12 @@ class Trainer:
         self.precision = precision_mod.resolve(asked, self.device)
         self.channels_last = precision_mod.prepare(self.model, self.device, self.precision)
         self.loss_fn = get_loss(cfg.loss)
+        # what validation runs, imported before the first step: a run that outlives an edit of the
+        # package then never mixes an old module with a new one at its first validation
+        import lightsr.data.benchmark  # noqa: F401
+        import lightsr.evaluate  # noqa: F401
+        import lightsr.inference  # noqa: F401
+        import lightsr.metrics  # noqa: F401
         self.data = self._dataset()
         self.total = self._total_iters()
         params = [p for p in self.model.parameters() if p.requires_grad]
