@@ -144,6 +144,11 @@ def _writing(path: Path, partial: Path | None = None):
         raise
 
 
+def head_prefixes(model: nn.Module, default: Sequence[str]) -> tuple[str, ...]:
+    """Module prefixes of ``model``'s up-sampling head: its ``head_prefixes``, else ``default``."""
+    return tuple(getattr(model, "head_prefixes", default))
+
+
 def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) -> dict:
     """Stage-2 / warm-start initialisation: every tensor of ``model`` must come from ``path`` (same
     name and shape) except those under a head prefix (``head``, or ``model.head_prefixes``), which may
@@ -162,7 +167,7 @@ def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) ->
                 "note": note}
     sd = read_state_dict(p)
     own = model.state_dict()
-    head = tuple(getattr(model, "head_prefixes", head))
+    head = head_prefixes(model, head)
     dropped_head: list[str] = []
     if any(k.startswith("encoder.") for k in sd) and not any(k.startswith("encoder.") for k in own):
         # a continuous stage-1 twin (ImplicitSR: ``encoder.*`` + its implicit head): keep f_S, f_D
@@ -296,7 +301,7 @@ class Trainer:
 
     def _body_params(self) -> list[nn.Parameter]:
         """Parameters outside the head (``model.head_prefixes`` or ``init_head``): frozen during ``head_warmup``."""
-        head = tuple(getattr(self.model, "head_prefixes", self.cfg.init_head))
+        head = head_prefixes(self.model, self.cfg.init_head)
         named = list(self.model.named_parameters())
         body = [p for n, p in named if not n.startswith(head)]
         if len(body) == len(named):
