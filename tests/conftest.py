@@ -15,6 +15,10 @@ REFERENCE = SHARED / "weights" / "reference"
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
+# No test reaches the network: published weights (lightsr.hub) are fetched from a mirror on a port
+# nothing listens on, unless a test points them at its own local server (tests/test_hub.py).
+os.environ["LIGHTSR_WEIGHTS_URL_BASE"] = "http://127.0.0.1:9/offline-in-tests"
+
 
 MISSING_SHARED = "missing shared data"  # how every skip/failure below starts (counted in the summary)
 

@@ -109,7 +109,7 @@ def test_eval_asymmetric_scale(tmp_path, capsys, ckpt, monkeypatch):
     """eval --scale 2x3: LR floor(H/2) x floor(W/3), HR cropped to 2h x 3w, the model asked for (2, 3)."""
     from lightsr.data.benchmark import BenchmarkFolder
 
-    monkeypatch.setenv("LIGHTSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIGHTSR_CACHE", str(tmp_path / "cache"))
     data = tmp_path / "set"
     data.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (25, 31, 3), dtype=np.uint8)).save(data / "x.png")

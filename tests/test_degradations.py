@@ -298,7 +298,7 @@ def test_cli_train_with_photo_degradation(folder, tmp_path, capsys, monkeypatch)
     registry.get_entry("rlfn_s")  # the registry is discovered before this test adds to it
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # removed again after the test
     registry.register_model("tiny_degradation_sr", scales=(2,))(_tiny)
-    monkeypatch.setenv("LIGHTSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIGHTSR_CACHE", str(tmp_path / "cache"))
     args = ["--model", "tiny_degradation_sr", "--train_dir", str(folder), "--scale", "2", "--iters", "2",
             "--lr_patch", "8", "--batch_size", "2", "--device", "cpu", "--no_progress", "--val_every", "0",
             "--holdout", "0", "--precision", "fp32", "--seed", "1"]

@@ -158,10 +158,13 @@ def test_eval_scale_contradicting_checkpoint(reference, tiny_set5, capsys):
                "--data", str(tiny_set5), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "for x2, not x4" in err
+    # eval's defaults are upscale's: x4, the shipped else published weights (offline in tests: one
+    # line naming the URL, the cache path and --weights)
+    rc = main(["eval", "--model", "swinir_light", "--data", str(tiny_set5), "--device", "cpu"])
+    assert rc == 2 and "none shipped or published for swinir_light x4" in capsys.readouterr().err
     rc = main(["eval", "--model", "imdn", "--data", str(tiny_set5), "--device", "cpu"])
-    assert rc == 2 and "--scale is required" in capsys.readouterr().err
-    rc = main(["eval", "--data", str(tiny_set5), "--device", "cpu"])
-    assert rc == 2 and "--weights" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "imdn_x4.pth" in err.lower() and "--weights" in err and len(err.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -137,3 +137,26 @@ def test_cli_export_mambairv2_light_fixed_size(tmp_path, capsys):
     assert float(err.split("max |diff| ")[1].split()[0].rstrip(")")) < 1e-4
     assert main(["export", "--model", "mambairv2_light", "--weights", str(w), "-o", str(tmp_path / "x.onnx"),
                  "--fixed-size", "64"]) == 2 and "--fixed-size expects HxW" in capsys.readouterr().err
+
+
+def test_exported_file_says_how_to_feed_it(tmp_path, capsys):
+    """The .onnx file carries scale, model, input range, channel order, layout and the lightsr version
+    as metadata_props (a deployment cannot guess RGB vs BGR or 0-1 vs 0-255 from the graph)."""
+    onnx = need_module("onnx")
+    need_module("onnxruntime")
+    import lightsr
+
+    out = tmp_path / "r.onnx"
+    assert main(["export", "--model", "rlfn_s", "--scale", "2", "-o", str(out)]) == 0  # the smallest shipped CNN
+    assert "rlfn_s x2, RGB in 0-1, NCHW" in capsys.readouterr().err
+    props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert {k: props.get(k) for k in ("scale", "model", "input_range", "channel_order", "layout", "input_size",
+                                      "weights", "lightsr_version")} == {
+        "scale": "2", "model": "rlfn_s", "input_range": "0-1", "channel_order": "RGB", "layout": "NCHW",
+        "input_size": "dynamic", "weights": "rlfn_s_x2.safetensors", "lightsr_version": lightsr.__version__}
+    from lightsr.export import export_onnx
+
+    res = export_onnx(Tiny(3), tmp_path / "t.onnx", fixed_size=(16, 20))  # a module outside the registry
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "t.onnx")).metadata_props}
+    assert props == res["metadata"] and props["model"] == "Tiny" and props["scale"] == "3"
+    assert props["input_size"] == "16x20"

@@ -276,7 +276,7 @@ def test_torchrun_two_processes_match_one(folder, tmp_path):
     args = ["--model", "tiny_test_sr", "--train_dir", str(folder), "--scale", "2", "--iters", "4",
             "--lr_patch", "8", "--lr", "2e-3", "--device", "cpu", "--seed", "5", "--no_progress",
             "--val_every", "0", "--deterministic", "--ema", "0.9", "--holdout", "0", "--precision", "fp32"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "LIGHTSR_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"), "LIGHTSR_CACHE": str(tmp_path)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
            *args, "--batch_size", "2", "--out", str(tmp_path / "ddp")]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

@@ -43,7 +43,7 @@ def flags(folder, out, batch: int) -> list[str]:
 
 def torchrun(args: list[str], tmp_path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"),
-           "LIGHTSR_CACHE_DIR": str(tmp_path / "cache")}
+           "LIGHTSR_CACHE": str(tmp_path / "cache")}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "lightsr", "train", *args]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
@@ -72,7 +72,7 @@ def test_two_processes_match_one_and_resume_exactly(folder, tmp_path, monkeypatc
     two = tmp_path / "two"
     r = torchrun(flags(folder, two, 2), tmp_path)
     assert r.stderr.count("lightsr train: 4/4 steps") == 1  # reports from rank 0 only
-    monkeypatch.setenv("LIGHTSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIGHTSR_CACHE", str(tmp_path / "cache"))
     assert main(flags(folder, tmp_path / "one", 4)) == 0
 
     # same data, averaged gradients: the loss curve and the weights of one process at batch 4

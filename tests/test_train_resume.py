@@ -66,7 +66,7 @@ def cli(monkeypatch, tmp_path):
     """``lightsr train ...`` in this process; the LR cache in tmp_path."""
     from lightsr.cli.train import main
 
-    monkeypatch.setenv("LIGHTSR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LIGHTSR_CACHE", str(tmp_path / "cache"))
     return main
 
 

@@ -263,7 +263,8 @@ def test_load_errors(tmp_path):
 
 def test_missing_shipped_weights_says_how(monkeypatch, tmp_path):
     monkeypatch.setattr("lightsr.models.registry.WEIGHTS_DIR", tmp_path)
-    for name in ("imdn", None):
+    monkeypatch.setenv("LIGHTSR_CACHE", str(tmp_path / "cache"))  # no cached download; offline (conftest)
+    for name in ("imdn", "swinir_light", None):
         with pytest.raises(LightSRError) as exc:
             load(name)
         assert "--weights" in str(exc.value) and "\n" not in str(exc.value)

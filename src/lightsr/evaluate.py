@@ -94,7 +94,7 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
              protocol: str = "standard", self_ensemble: bool = False, device: str | torch.device | None = None,
              cache_dir: str | Path | None = None, save_dir: str | Path | None = None, overwrite: bool = False,
              progress: bool = True, forward: Forward | None = None, y_only: bool = True,
-             precision: str = "fp32") -> dict:
+             precision: str = "fp32", jpeg: int | None = None) -> dict:
     """PSNR/SSIM of ``model`` on each folder of HR images (see the module docstring for the result).
 
     ``forward``: an optional ``fn(x) -> y`` used instead of the model (a tiled upscaler, say); with it
@@ -102,14 +102,16 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
     ``save_dir``: SR images are written to ``save_dir/<folder name>/<stem>.png``; an existing file is
     an error unless ``overwrite``. ``y_only=False`` scores RGB instead of Y. ``precision``: ``"fp32"``
     (default: the plain float32 path, exact reproduction), or ``"auto"``/``"bf16"``/``"fp16"`` through
-    :class:`lightsr.inference.Runner` (autocast, channels_last).
+    :class:`lightsr.inference.Runner` (autocast, channels_last). ``jpeg``: the LR inputs are JPEG at
+    this quality (:class:`~lightsr.data.benchmark.BenchmarkFolder`), the score is still against the HR.
     """
     from tqdm.auto import tqdm
 
     if isinstance(folders, (str, Path)):
         folders = [folders]
     scale = norm_scale(scale)  # a number, or (s_h, s_w) for a continuous model
-    sets = [f if isinstance(f, BenchmarkFolder) else BenchmarkFolder(f, scale, protocol, cache_dir) for f in folders]
+    sets = [f if isinstance(f, BenchmarkFolder) else BenchmarkFolder(f, scale, protocol, cache_dir, jpeg=jpeg)
+            for f in folders]
     names = [bf.name for bf in sets]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -295,13 +297,21 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
     if weights is None:
         from .models import get_entry
 
+        from .hub import weights_for
+
         entry = get_entry(model)
-        weights = None if isinstance(scale, tuple) else entry.shipped_weights(scale)
+        fixed = not isinstance(scale, tuple) and float(scale) == int(scale)
+        if random_weights or entry.family == "interpolation" or not fixed:
+            weights = None
+        else:  # shipped, else published (fetched into the cache on first use)
+            weights = weights_for(entry.name, int(scale))
         if weights is not None:
-            print(f"lightsr: using the weights shipped with lightsr: {weights.name}", file=sys.stderr)
+            where = "shipped with lightsr" if entry.shipped_weights(int(scale)) else "published (cached)"
+            print(f"lightsr: using the weights {where}: {weights.name}", file=sys.stderr)
         elif entry.family != "interpolation" and not random_weights:
-            raise LightSRError(f"no --weights given and none shipped for {entry.name} x{scale_text(scale)}; pass "
-                               "--weights FILE, or --random-weights to score a randomly initialised model")
+            raise LightSRError(f"no --weights given and none shipped or published for {entry.name} "
+                               f"x{scale_text(scale)}; pass --weights FILE, or --random-weights to score a "
+                               "randomly initialised model")
     if detected is not None:
         from .models.loading import resolve
 

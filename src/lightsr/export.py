@@ -12,6 +12,11 @@ loop counts) depend on the input size in Python arithmetic that a trace freezes:
 a deployment tiles its images to that size. The selective scan is traced as its chunked pure-tensor
 form (``layers.scan``) and the semantic sort as a plain sort of a tie-free key.
 
+The file carries what a deployment needs to feed it, as ONNX ``metadata_props`` (:func:`metadata`):
+``scale``, ``model`` (registry name, else the class), ``input_range`` ``0-1``, ``channel_order`` ``RGB``,
+``layout`` ``NCHW``, ``output`` (unclamped), ``input_size`` (``dynamic`` or ``HxW``) and
+``lightsr_version``; a ``weights`` file name when one was given.
+
 ``onnx`` and ``onnxruntime`` are optional (``pip install 'lightsr[onnx]'``); they are imported only here,
 only when exporting.
 """
@@ -76,10 +81,27 @@ def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES,
     return worst
 
 
+def metadata(net: nn.Module, fixed_size: tuple[int, int] | None = None, **extra) -> dict[str, str]:
+    """The ``metadata_props`` of an exported file: how to feed the graph and what it came from."""
+    from . import __version__
+
+    scale = getattr(net, "scale", None)
+    props = {"model": str(getattr(net, "registry_name", None) or type(net).__name__),
+             "scale": f"{scale:g}" if isinstance(scale, (int, float)) else str(scale),
+             "input_range": "0-1", "channel_order": "RGB", "layout": "NCHW",
+             "output": "unclamped; clamp to 0-1",
+             "input_size": f"{fixed_size[0]}x{fixed_size[1]}" if fixed_size else "dynamic",
+             "lightsr_version": str(__version__)}
+    props.update({k: str(v) for k, v in extra.items() if v is not None})
+    return props
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, sample_hw: tuple[int, int] = (64, 64),
-                check: bool = True, overwrite: bool = False, fixed_size: tuple[int, int] | None = None) -> dict:
-    """Write ``model`` as ONNX with dynamic batch/height/width, or for the one input size ``fixed_size``;
-    returns ``{"path", "max_abs_error", "fixed_size"}``."""
+                check: bool = True, overwrite: bool = False, fixed_size: tuple[int, int] | None = None,
+                meta: dict | None = None) -> dict:
+    """Write ``model`` as ONNX with dynamic batch/height/width, or for the one input size ``fixed_size``,
+    with :func:`metadata` (plus ``meta``) as the file's ``metadata_props``; returns ``{"path",
+    "max_abs_error", "fixed_size", "metadata"}``."""
     from .checkpoint import atomic_write
 
     onnx, _ = _require_onnx()
@@ -91,13 +113,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, samp
     x = torch.rand(1, 3, *(fixed_size or sample_hw))
     dynamic = None if fixed_size else {"input": {0: "batch", 2: "height", 3: "width"},
                                        "output": {0: "batch", 2: "out_height", 3: "out_width"}}
-    result: dict = {"path": str(path), "max_abs_error": None, "fixed_size": fixed_size}
+    props = metadata(model, fixed_size, **(meta or {}))
+    result: dict = {"path": str(path), "max_abs_error": None, "fixed_size": fixed_size, "metadata": props}
 
     def write(tmp: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings / legacy-exporter deprecation notes
             torch.onnx.export(model, (x,), tmp, input_names=["input"], output_names=["output"],
                               dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
+        graph = onnx.load(tmp)
+        onnx.helper.set_model_props(graph, props)
+        onnx.save(graph, tmp)
         onnx.checker.check_model(tmp)
         if check:
             try:
@@ -145,5 +171,8 @@ def export_model(output: str | os.PathLike, *, model: str | None = None, weights
 
         fixed_size = parse_size(fixed_size, "--fixed-size")
     up = load(model, scale=scale, device="cpu", weights=weights, options=dict(options or {}))
-    res = export_onnx(up.model, output, opset=opset, check=check, overwrite=overwrite, fixed_size=fixed_size)
+    desc = getattr(up, "descriptor", None)
+    source = weights or getattr(desc, "source", None)  # the file given, or the shipped one
+    res = export_onnx(up.model, output, opset=opset, check=check, overwrite=overwrite, fixed_size=fixed_size,
+                      meta={"model": getattr(desc, "model", None), "weights": Path(source).name if source else None})
     return {**res, "scale": up.native_scale}

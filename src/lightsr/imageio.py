@@ -7,6 +7,7 @@ image, a decompression bomb) is a :class:`~lightsr.errors.LightSRError` with one
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class ImageData:
     mode: str = ""  # PIL mode of the source file before conversion
     icc_profile: bytes | None = None
     info: dict = field(default_factory=dict)  # dpi ... (best effort)
+    lossy: str | None = None  # "jpeg" / "webp" when the source was lossily compressed, else None
+    quality: int | None = None  # JPEG only: the quality its quantization tables match (1-100, IJG scale)
 
     @property
     def bit_depth(self) -> int:
@@ -106,6 +109,7 @@ def read(path: str | os.PathLike, max_pixels: int | None = None) -> ImageData:
         fmt, mode = im.format or "", im.mode
         icc = im.info.get("icc_profile") or None
         info = {k: im.info[k] for k in ("dpi",) if k in im.info}
+        lossy, quality = compression(im, path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -121,7 +125,58 @@ def read(path: str | os.PathLike, max_pixels: int | None = None) -> ImageData:
             raise _fail(path, _reason(exc)) from None
     if icc is not None and icc_space(icc) != _space_of(arr.shape[2]):
         icc = None  # a profile for another colour space (CMYK, or gray on RGB data) would mislead
-    return ImageData(arr, fmt, mode, icc, info)
+    return ImageData(arr, fmt, mode, icc, info, lossy, quality)
+
+
+def compression(im, path: Path) -> tuple[str | None, int | None]:
+    """``(lossy, quality)`` of an opened PIL image: ``("jpeg", q)`` with ``q`` the IJG quality whose
+    luminance quantization table is nearest the file's (exact for files libjpeg / Pillow / most tools
+    wrote; the nearest match for cameras' own tables), ``("webp", None)`` for lossy WebP, else
+    ``(None, None)``."""
+    if im.format == "JPEG":
+        tables = getattr(im, "quantization", None) or {}
+        if 0 not in tables:
+            return "jpeg", None
+        luma = np.asarray(tables[0], dtype=np.int64)
+        refs = _ijg_luma_tables()
+        if luma.shape != refs.shape[1:]:
+            return "jpeg", None
+        return "jpeg", int(np.abs(refs - luma).sum(1).argmin()) + 1
+    if im.format == "WEBP":
+        return ("webp", None) if _webp_is_lossy(path) else (None, None)
+    return None, None
+
+
+@functools.lru_cache(maxsize=1)
+def _ijg_luma_tables() -> np.ndarray:
+    """(100, 64): the luminance table Pillow's libjpeg writes at quality 1..100, in Pillow's order."""
+    import io
+
+    from PIL import Image
+
+    tiny, rows = Image.new("L", (8, 8)), []
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        tiny.save(buf, "JPEG", quality=q)
+        buf.seek(0)
+        rows.append(Image.open(buf).quantization[0])
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _webp_is_lossy(path: Path) -> bool:
+    """True when the WebP container holds a lossy ``VP8 `` bitstream (``VP8L`` is lossless); the RIFF
+    chunk list is walked, so extended files (``VP8X`` with alpha, animation) are covered."""
+    with open(path, "rb") as f:
+        data = f.read(1 << 16)
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if kind in (b"VP8 ", b"ANMF"):
+            return True  # an animation frame of lossy data also starts ANMF; frames are lossy in practice
+        if kind == b"VP8L":
+            return False
+        pos += 8 + size + (size & 1)
+    return False
 
 
 def icc_space(icc: bytes | None) -> str | None:

@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -61,6 +61,7 @@ class Stats:
     megapixels: float = 0.0
     model_s: float = 0.0
     wall_s: float = 0.0
+    outputs: list = field(default_factory=list)  # the files written, in input order
 
 
 class Terminated(BaseException):
@@ -102,11 +103,12 @@ def file_error(src: Path, exc: BaseException) -> str | None:
 class _Reporter:
     """Per-file outcomes, reported in input order whichever thread finishes them."""
 
-    def __init__(self, note: Callable[[str], None], bar):
+    def __init__(self, note: Callable[[str], None], bar, dst: dict | None = None):
         self.lock = threading.Lock()
         self.pending: dict[int, tuple[str | None, float]] = {}
         self.next = 0
         self.note, self.bar = note, bar
+        self.dst = dst or {}  # job index -> output path
         self.stats = Stats()
 
     def finish(self, index: int, error: str | None = None, megapixels: float = 0.0, skipped: bool = False) -> None:
@@ -119,6 +121,8 @@ class _Reporter:
                 elif err is None:
                     self.stats.done += 1
                     self.stats.megapixels += mp
+                    if self.next in self.dst:
+                        self.stats.outputs.append(self.dst[self.next])
                 else:
                     self.stats.failed += 1
                     self.note(f"error: {err}")
@@ -156,7 +160,7 @@ def run(jobs: list[Job], load: Callable[[Job], Any], compute: Callable[[Any], An
     """
     if pipelined is None:
         pipelined = os.environ.get("LIGHTSR_PIPELINE", "1").strip().lower() not in ("0", "false", "no", "off")
-    rep = _Reporter(note, bar)
+    rep = _Reporter(note, bar, {job.index: job.dst for job in jobs})
     start = time.perf_counter()
     try:
         (_pipelined if pipelined else _serial)(jobs, load, compute, save, cost, rep)
@@ -308,8 +312,9 @@ def _pipelined(jobs, load, compute, save, cost, rep: _Reporter) -> None:
         raise fatal[0]
 
 
-def describe(stats: Stats) -> str:
-    """The summary line: counts, megapixels, images/s, output MP/s and the model's share of the time."""
+def describe(stats: Stats, what: str | None = None) -> str:
+    """The summary line: counts, where the output went (the file, or the folder of several), ``what``
+    ran (e.g. ``"rlfn_s x4, bf16"``), megapixels, images/s, output MP/s and the model's share of the time."""
     secs, n = stats.wall_s, stats.done
     rate = ""
     if secs > 0 and n:
@@ -318,5 +323,11 @@ def describe(stats: Stats) -> str:
                 f" = {share:.0f} % of the wall time)")
     tail = f"; {stats.skipped} skipped (output already there)" if stats.skipped else ""
     tail += f"; {stats.failed} failed" if stats.failed else ""
-    return (f"upscaled {n} image{'s' if n != 1 else ''}, {stats.megapixels:.2f} output megapixels "
+    where = ""
+    if stats.outputs:
+        where = (str(stats.outputs[0]) if len(stats.outputs) == 1
+                 else os.path.join(os.path.commonpath([str(Path(o).parent) for o in stats.outputs]), ""))
+        where = f" to {where}"
+    what = f" ({what})" if what else ""
+    return (f"upscaled {n} image{'s' if n != 1 else ''}{where}{what}, {stats.megapixels:.2f} output megapixels "
             f"in {secs:.2f} s{rate}{tail}")

@@ -13,7 +13,9 @@
 * Any output scale: the model's native scale, then MATLAB bicubic for a fractional ``outscale``; a
   continuous model (``model.continuous``) is asked for the scale directly.
 * Weights: a registered name uses the weights shipped for it (``pretrained`` in the registry, files in
-  ``lightsr/weights/``) unless ``weights=`` is given; checkpoints are read without executing pickled code.
+  ``lightsr/weights/``), else its published official checkpoint (``published``: downloaded into the cache,
+  verified and converted by :mod:`lightsr.hub`), unless ``weights=`` is given; checkpoints are read
+  without executing pickled code.
 """
 from __future__ import annotations
 
@@ -37,13 +39,14 @@ from .errors import LightSRError
 # chose RLFN-S by measurement; the study-notes RDB-ESA covers the scales RLFN-S is not trained for yet).
 DEFAULT_MODELS = ("rlfn_s", "rdb_esa")
 DEFAULT_MODEL = DEFAULT_MODELS[0]
+DEFAULT_SCALE = 4  # without --scale (upscale, eval): x4
 
 
 def default_model(scale: int | None = None) -> str:
     """The default model for ``scale`` (None: x4): the first of DEFAULT_MODELS with shipped weights."""
     from .models import get_entry
 
-    s = 4 if scale is None else scale
+    s = DEFAULT_SCALE if scale is None else scale
     for name in DEFAULT_MODELS:
         if get_entry(name).shipped_weights(s) is not None:
             return name
@@ -84,6 +87,9 @@ class Upscaler:
         self.self_ensemble = self_ensemble
         self.max_memory = max_memory  # bytes
         self.progress = progress
+        # progress callback on_tile(done, total), for a caller that shows progress (the CLI, on a terminal):
+        # (0, total) when an image's model work starts, then (k, total) after tile k (total 1: whole image)
+        self.on_tile = None
         self.outscale = _norm_scale(outscale)
         self._check_asymmetric(self.outscale)  # before any image
         self._bpp: float | None = None  # estimated bytes per input pixel
@@ -230,7 +236,10 @@ class Upscaler:
             tile = self._tile_for_budget(h, w)
         if tile is None or (tile >= h and tile >= w):
             try:
-                yield 0, h * s, self._forward(x, s)
+                self._tick(0, 1)
+                y = self._forward(x, s)
+                self._tick(1, 1)
+                yield 0, h * s, y
                 return
             except torch.OutOfMemoryError:
                 if self.device.type != "cuda":
@@ -258,6 +267,8 @@ class Upscaler:
         pad, b = self.tile_pad, min(self.tile_pad // 2, tile // 2)
         rows, cols = list(range(0, h, tile)), list(range(0, w, tile))
         bar = _bar(len(rows) * len(cols), "tiles", self.progress and len(rows) * len(cols) > 1)
+        done, total = 0, len(rows) * len(cols)
+        self._tick(0, total)
         ow = w * s
         band_lo, carry = 0, None  # carry: rows from band_lo on that the previous tile row began
         for r, ty in enumerate(rows):
@@ -279,6 +290,8 @@ class Upscaler:
                 wx = _ramp(w, tx, tx1, b, s)[ox0 * s:ox1 * s]
                 acc[:, :, lo - band_lo:hi - band_lo, ox0 * s:ox1 * s].addcmul_(part, wy[:, None] * wx[None, :])
                 bar.update(1)
+                done += 1
+                self._tick(done, total)
             del y, part  # not alive during the next tile row's first call
             next_lo = max(rows[r + 1] - b, 0) * s if r + 1 < len(rows) else h * s
             carry = acc[:, :, next_lo - band_lo:].clone()  # the overlap rows only (2 b s of them)
@@ -289,6 +302,10 @@ class Upscaler:
             release_freed_memory(freed)  # the band and its tiles' buffers, before the next band
             band_lo = next_lo
         bar.close()
+
+    def _tick(self, done: int, total: int) -> None:
+        if self.on_tile is not None:
+            self.on_tile(done, total)
 
     @torch.no_grad()
     def _forward(self, x: torch.Tensor, s: float, whole: bool = True) -> torch.Tensor:
@@ -542,20 +559,30 @@ def _precision_from_flags(precision: str | None, half: bool, bf16: bool) -> str:
     return asked[0] if asked else (precision or "auto")
 
 
-def _shipped_weights(entry, scale: int | None) -> tuple[int, Path | None]:
-    """Scale and path of the weights shipped for ``entry`` (path None if not shipped/absent)."""
-    pre = dict(entry.pretrained or {})
+def _weight_scales(entry) -> list[int]:
+    """The scales a name resolves to weights at: shipped ones if any, else published ones."""
+    return sorted(entry.pretrained or getattr(entry, "published", None) or {})
+
+
+def _shipped_weights(entry, scale: int | None, published: bool = True) -> tuple[int, Path | None]:
+    """Scale and path of the weights for ``entry``: shipped (``lightsr/weights``) first, else (when
+    ``published``: a model the user named) the published checkpoint from the cache, downloaded,
+    verified and converted on first use (:func:`lightsr.hub.fetch`; offline: one line naming the URL
+    and the cache path). Path None if neither."""
+    from .hub import weights_for
+
+    pre = _weight_scales(entry) if published else sorted(entry.pretrained or {})
     if scale is None:
         scale = 4 if (4 in pre or not pre) else max(pre)
-    return scale, entry.shipped_weights(scale)
+    return scale, weights_for(entry.name, scale, published_too=published)
 
 
 def _missing_weights_error(name: str, scale: int | None, default: bool) -> LightSRError:
     what = f"{name} x{scale}" if scale else name
     lead = f"the default model {what}" if default else f"model {what}"
-    return LightSRError(f"{lead} has no shipped weights (expected under {WEIGHTS_DIR}); pass a checkpoint "
-                        f"trained for {what} with --weights PATH (Python: weights=PATH), or pick a model "
-                        f"that ships weights (`lightsr list-models --details`)")
+    return LightSRError(f"{lead} has no shipped or published weights (shipped ones under {WEIGHTS_DIR}); pass a "
+                        f"checkpoint trained for {what} with --weights PATH (Python: weights=PATH), or pick a "
+                        f"model and scale that has weights (`lightsr weights list`)")
 
 
 def _fixed_scale_error(name: str, scale) -> LightSRError:
@@ -598,7 +625,8 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     """A ready-to-use :class:`Upscaler`.
 
     ``name_or_path``: a registered model name (its shipped weights are used unless ``weights`` is
-    given), a checkpoint file of any supported architecture (official layouts included: the
+    given; without shipped ones, its published checkpoint, fetched into the cache by
+    :func:`lightsr.hub.fetch`), a checkpoint file of any supported architecture (official layouts included: the
     architecture, scale and options are read from its keys and shapes), or ``None`` for the default
     model (or, with ``weights``, whatever the weights are). ``scale``: the model's native scale
     (default: the checkpoint's, else 4, or the one that fits ``outscale``); a continuous-scale model
@@ -642,9 +670,9 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
             if default:
                 raise _missing_weights_error(DEFAULT_MODEL, scale or 4, True) from None
             raise
-        if scale is None and entry.scales is not None and outscale is not None and weights is None and entry.pretrained:
-            # the smallest shipped native scale reaching outscale
-            have = sorted(entry.pretrained)
+        if scale is None and entry.scales is not None and outscale is not None and weights is None and _weight_scales(entry):
+            # the smallest native scale with shipped (else published) weights reaching outscale
+            have = _weight_scales(entry)
             fits = [s for s in have if s >= outscale - 1e-9]
             scale = int(fits[0] if fits else have[-1])
         if any_scale and entry.scales is not None:
@@ -653,7 +681,8 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
             allowed = ", ".join(f"x{v:g}" for v in entry.scales)
             raise LightSRError(f"model {entry.name} supports scales {allowed}, not x{scale:g}")
         if weights is None:
-            native, path = _shipped_weights(entry, None if scale is None or entry.scales is None else int(scale))
+            native, path = _shipped_weights(entry, None if scale is None or entry.scales is None else int(scale),
+                                            published=not default)  # the default model: shipped weights only
             if path is None:
                 raise _missing_weights_error(entry.name, native if entry.scales is not None else None, default)
             weights = path

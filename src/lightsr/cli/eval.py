@@ -7,6 +7,11 @@ from ._options import model_args, model_options, resource_args
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM on benchmark folders (standard protocol by default)")
     model_args(p, model_required=False, scale_pairs=True)  # without --model: architecture, scale from --weights
+    _help(p, "model", "registered model name (default: read from --weights; without --weights, the default "
+                      "model of upscale, with its shipped weights)")
+    _help(p, "scale", "up-scaling factor (default: the checkpoint's own, else 4, as upscale; a checkpoint with "
+                      "several heads, such as CARN-M's x2/x3/x4, needs it; continuous models: also s_h x s_w, "
+                      "e.g. 2x3)")
     p.add_argument("--weights", help="checkpoint (.pth or .safetensors)")
     p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="folders of HR images")
     resource_args(p)
@@ -24,10 +29,29 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _help(p, dest: str, text: str) -> None:
+    next(a for a in p._actions if a.dest == dest).help = text
+
+
 def run(args) -> int:
     from ..evaluate import run_evaluation
 
-    run_evaluation(args.data, model=args.model, weights=args.weights, scale=args.scale,
+    model, scale = args.model, args.scale
+    if args.weights is None:  # what upscale runs without --model / --scale: one default for both commands
+        from ..upscaler import DEFAULT_SCALE, default_model
+
+        scale = DEFAULT_SCALE if scale is None else scale
+        if model is None:
+            model = default_model(scale if isinstance(scale, int) else None)
+    elif model is not None and scale is None:  # the scale a named model's checkpoint is for, as upscale reads it
+        from ..errors import LightSRError
+        from ..models.loading import describe
+
+        try:
+            scale = describe(args.weights).run_scale(None)
+        except LightSRError:
+            pass  # run_evaluation says what is wrong with the file, or that --scale is needed
+    run_evaluation(args.data, model=model, weights=args.weights, scale=scale,
                    options=model_options(args), device=args.device, protocol=args.protocol,
                    self_ensemble=args.self_ensemble, precision=args.precision, cache_dir=args.cache_dir,
                    save_images=args.save_images, json_path=args.json, overwrite=args.overwrite,

@@ -10,7 +10,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (needs: pip install onnx onnxruntime)")
     p.add_argument("--model", default=None, help="registered model name (default: the default model)")
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
-    p.add_argument("--scale", type=scale_value, default=None, help="the model's scale (default 4)")
+    p.add_argument("--scale", type=scale_value, default=None, help="the model's scale (default: the checkpoint's own, else 4; a "
+                   "checkpoint with several heads, such as CARN-M's x2/x3/x4, needs it)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="output .onnx file")
@@ -32,5 +33,7 @@ def run(args) -> int:
     err, fixed = res["max_abs_error"], res.get("fixed_size")
     checked = f"; onnxruntime vs PyTorch max |diff| {err:.2e}" if err is not None else ""
     shape = f"input 1x3x{fixed[0]}x{fixed[1]}" if fixed else "dynamic height/width"
-    print(f"lightsr: wrote {res['path']} (x{res['scale']:g}, {shape}{checked})", file=sys.stderr)
+    name = res.get("metadata", {}).get("model", "")
+    print(f"lightsr: wrote {res['path']} ({name} x{res['scale']:g}, RGB in 0-1, NCHW, {shape}: in its "
+          f"metadata_props{checked})", file=sys.stderr)
     return 0

@@ -19,8 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("--max-gflops", type=float, default=None, metavar="G",
                    help="AnySR: the widest sub-network whose encoder (Table 3's count) needs <= G x 1e9 MACs here")
     p.add_argument("--no-latency", action="store_true", help="count only, do not time")
-    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="latency in this precision (default fp32, the plain path; auto: what upscale runs)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="latency in this precision (default auto, what upscale runs and the README's latency "
+                        "figures use: bf16 where the device does it natively and the model allows it, else "
+                        "fp32; fp32: the plain path)")
     p.add_argument("--compile", action="store_true", help="latency with torch.compile")
     p.set_defaults(run=run)
 

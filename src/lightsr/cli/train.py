@@ -48,7 +48,7 @@ def add_parser(sub) -> None:
     # literal, not read from lightsr.train.recipes.RECIPES (that imports numpy and torch, and --help
     # stays instant); tests/test_new_user.py checks it lists RECIPES' keys, in their order
     flag("recipe", help="preset (lightsr.train.recipes): rdb_esa, cpu_long, c2d_stage1, c2d_stage2, "
-         "c2d_discrete, hasn_stage1, hasn_stage2, anysr, anysr_sweep")
+         "c2d_discrete, hasn_stage1, hasn_stage2, anysr, anysr_sweep, photo")
     flag("model", help="registered model name (default: the recipe's, else rdb_esa)")
     flag("scale", type=float, help="scale of a fixed-scale model; validation scale of a continuous one")
     flag("opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
@@ -65,6 +65,8 @@ def add_parser(sub) -> None:
     flag("repeat", type=int, help="times every image is visited per epoch")
     flag("degradation", metavar="NAME", help="how fixed-scale LR patches are made (lightsr.data.degradations): "
          "bicubic (default, MATLAB bicubic), jpeg (+ JPEG q 30-95), photo (blur, resize, noise, JPEG; 1-2 rounds)")
+    flag("val_jpeg", type=int, metavar="Q", help="validate on LR saved as JPEG at quality Q (1-100; photo "
+         "models), not the clean LR")
     flag("lr", type=float, help="peak learning rate")
     flag("loss", type=loss_name, metavar="NAME", help="pixel loss: a name of lightsr.train.losses.LOSSES "
          "(l1, l2, charbonnier, l1_kl, l1_tv, ...)")
@@ -143,7 +145,7 @@ def apply_flags(cfg, args):
               "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
               "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
               "precision": "precision", "holdout": "holdout", "keep": "keep", "keep_steps": "keep_steps",
-              "head_warmup": "head_warmup", "degradation": "degradation"}
+              "head_warmup": "head_warmup", "degradation": "degradation", "val_jpeg": "val_jpeg"}
     for a, k in simple.items():
         v = getattr(args, a, None)
         if v is not None:

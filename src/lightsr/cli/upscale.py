@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
     resource_args(p)
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
     p.add_argument("--scale", type=scale_or_pair, default=None,
-                   help="the model's native scale (default 4); a continuous-scale model runs at any scale, "
-                        "e.g. 2.5, or s_h x s_w such as 2x3")
+                   help="the model's native scale (default: the checkpoint's own, else 4; a checkpoint with "
+                        "several heads, such as CARN-M's x2/x3/x4, needs it); a continuous-scale model runs at any "
+                        "scale, e.g. 2.5, or s_h x s_w such as 2x3")
     p.add_argument("--outscale", type=float, default=None, metavar="F",
                    help="final scale of a fixed-scale model: its native scale, then MATLAB bicubic (e.g. 3.5)")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="model option, repeatable")
@@ -77,22 +78,79 @@ def run(args) -> int:
         if usage_error is not None:
             usage_error("give image files, folders or globs to upscale, or --sample")  # usage line, exit 2
         raise LightSRError("no input images: give image files, folders or globs, or --sample")
+    show = not args.quiet and _is_terminal(sys.stderr)  # progress on a terminal only, never in logs or pipes
     up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
               bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None,
               tile_pad=args.tile_pad, self_ensemble=args.self_ensemble, max_memory=parse_memory(args.max_memory),
-              progress=not args.quiet, outscale=args.outscale, options=model_options(args))
+              progress=False, outscale=args.outscale, options=model_options(args))
     if up.continuous and up.outscale is None:  # one line now rather than one per file
         raise LightSRError(f"{up.descriptor.model} is a continuous-scale model: give --scale (e.g. 2.5, or 2x3)")
+    line = TileLine(sys.stderr, whole=len(inputs) == 1 and Path(inputs[0]).is_file()) if show else None
+    up.on_tile = line
     try:
         stats = upscale_files(up, inputs, args.output, suffix=args.suffix, ext=ext, overwrite=args.overwrite,
                               skip_existing=getattr(args, "skip_existing", False),
-                              quality=args.quality, png_level=args.png_level, progress=not args.quiet)
+                              quality=args.quality, png_level=args.png_level, progress=show)
     except Terminated:
+        if line is not None:
+            line.clear()
         print("lightsr: terminated (SIGTERM): finished files are complete, nothing partial was left",
               file=sys.stderr)
         return 143
-    print(f"lightsr: {describe(stats)}", file=sys.stderr)
+    finally:
+        if line is not None:
+            line.clear()
+    print(f"lightsr: {describe(stats, what=running(up))}", file=sys.stderr)
     report = getattr(up.model, "budget_report", None)  # AnySR --max-gflops: what ran, and the head's cost
     if args.max_gflops is not None and callable(report) and report():
         print(f"lightsr: {report()}", file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def running(up) -> str:
+    """What ran, for the summary line: ``"rlfn_s x4, bf16"`` (``x4 then bicubic to x3.5`` with --outscale)."""
+    desc = getattr(up, "descriptor", None)
+    name = getattr(desc, "model", None) or type(up.model).__name__
+    out = up.outscale
+    if up.continuous:
+        scale = f"x{out[0]:g}x{out[1]:g}" if isinstance(out, tuple) else f"x{out:g}"
+    else:
+        scale = f"x{up.native_scale:g}"
+        if out is not None and not isinstance(out, tuple) and abs(out - up.native_scale) > 1e-9:
+            scale += f" then bicubic to x{out:g}"
+    return f"{name} {scale}, {up.precision}"
+
+
+class TileLine:
+    """The upscaler's ``on_tile`` callback on a terminal: one carriage-return line, ``tile 12/40``,
+    cleared when the image is done. A whole image in one model call (``total`` 1) is announced only
+    when ``whole`` (a single input file: a folder's image bar is the progress there)."""
+
+    def __init__(self, stream, whole: bool = False):
+        self.stream, self.whole, self.shown = stream, whole, False
+
+    def __call__(self, done: int, total: int) -> None:
+        if done >= total:
+            self.clear()
+        elif total > 1:
+            self._show(f"lightsr: tile {done}/{total}")
+        elif self.whole:
+            self._show("lightsr: upscaling the whole image in one model call (--tile 256 shows progress per tile)")
+
+    def _show(self, text: str) -> None:
+        self.stream.write("\r\033[K" + text)
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False

@@ -9,7 +9,8 @@ For each image file of the folder (sorted by name; ``.png .jpg .jpeg .bmp .tif .
 2. crop HR bottom/right so that ``LR = floor(H / s)`` and ``HR = round(LR * s)`` (for an integer
    scale: HR cropped to a multiple of ``s``);
 3. LR = MATLAB bicubic :func:`~lightsr.resize.imresize` of HR as float in [0, 1] to the LR size,
-   x255, rounded and clipped to uint8.
+   x255, rounded and clipped to uint8; with ``jpeg=q`` (``lightsr eval --jpeg q``) then saved as
+   JPEG at quality ``q`` and decoded, the compressed input users bring.
 
 Non-integer scales (x2.5, continuous models) follow LIIF/HIIF's benchmark wrapper
 (``SRImplicitDownsampled``): ``h_lr = floor(H / s + 1e-9)``, HR cropped to ``round(h_lr * s)``, LR
@@ -20,7 +21,7 @@ LIIF's resize is PIL bicubic, here it is MATLAB's, as for the integer scales. An
 The LR of a gray file is computed on its single channel (identical to downscaling the replicated
 RGB image), so the LR cache does not depend on the protocol. The cache lives in
 ``<cache_dir>/v2/<folder name>-<hash of its path>/x<scale>/<file name>.<content hash>.npy``
-(``cache_dir`` defaults to ``$LIGHTSR_CACHE_DIR`` or ``~/.cache/lightsr/benchmark``); an edited file
+(``cache_dir`` defaults to ``$LIGHTSR_CACHE/benchmark``, :mod:`lightsr.cache`); an edited file
 gets a new entry, and an unwritable cache is silently skipped.
 """
 from __future__ import annotations
@@ -142,8 +143,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("LIGHTSR_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lightsr" / "benchmark"
+    from ..cache import cache_dir
+
+    return cache_dir("benchmark")
 
 
 def _scale_tag(scale) -> str:
@@ -158,9 +160,13 @@ class BenchmarkFolder:
 
     def __init__(self, folder: str | os.PathLike, scale: float, protocol: str = "standard",
                  cache_dir: str | os.PathLike | None = None, cache: bool = True,
-                 files: list[Path] | None = None, name: str | None = None):
+                 files: list[Path] | None = None, name: str | None = None, jpeg: int | None = None):
         """``files``: only these images (of ``folder``), e.g. a training folder's held-out ones;
-        ``name``: the key of the results (default: the folder's name)."""
+        ``name``: the key of the results (default: the folder's name); ``jpeg``: the LR is saved as
+        JPEG at this quality and decoded (Pillow, 4:2:0), as users' compressed photos are."""
+        if jpeg is not None and not (isinstance(jpeg, int) and 1 <= jpeg <= 100):
+            raise LightSRError(f"the JPEG quality must be an integer from 1 to 100, got {jpeg!r}")
+        self.jpeg = jpeg
         if isinstance(scale, (int, float)) and not (math.isfinite(scale) and scale > 1):
             raise LightSRError(f"the evaluation scale must be a number above 1, got {scale:g}")
         self.scale = norm_scale(scale)  # a number, or (s_h, s_w): each above 1
@@ -187,6 +193,10 @@ class BenchmarkFolder:
         hr = as_8bit(read_image(path))
         hr = crop_hr(hr, self.scale)
         lr = self._cached_lr(path, hr)
+        if self.jpeg is not None:
+            from .degradations import jpeg_u8
+
+            lr = jpeg_u8(lr, self.jpeg)
         if self.protocol.gray_to_rgb:
             hr, lr = to_rgb(hr), to_rgb(lr)
         return Pair(path.name, lr, hr)

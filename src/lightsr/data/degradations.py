@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from ..errors import LightSRError
 
 __all__ = ["Blur", "Resize", "Noise", "Jpeg", "Round", "Degradation", "PRESETS", "get_degradation",
-           "RoundDraw", "sample", "apply", "degrade", "gaussian_kernel", "blur", "resize", "add_noise", "jpeg"]
+           "RoundDraw", "sample", "apply", "degrade", "gaussian_kernel", "blur", "resize", "add_noise", "jpeg", "jpeg_u8"]
 
 RESIZE_MODES = ("matlab", "bicubic", "bilinear", "area")
 
@@ -286,15 +286,22 @@ def add_noise(x: torch.Tensor, kind: str, level: float, gray: bool, seed: int) -
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """Pillow JPEG round trip of the 8-bit image at ``quality``."""
+    a = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    return torch.from_numpy(jpeg_u8(a, quality)).permute(2, 0, 1).float().div_(255.0)
+
+
+def jpeg_u8(a: np.ndarray, quality: int) -> np.ndarray:
+    """Pillow JPEG round trip of a uint8 ``(H, W, C)`` image (C = 1 or 3) at ``quality``, Pillow's
+    default chroma subsampling (4:2:0), as phones and the web save photos."""
     from PIL import Image
 
-    a = x.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    gray = a.shape[2] == 1
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="JPEG", quality=int(quality))
+    Image.fromarray(np.ascontiguousarray(a[:, :, 0] if gray else a)).save(buf, format="JPEG", quality=int(quality))
     buf.seek(0)
     with Image.open(buf) as im:
-        b = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(b.copy()).permute(2, 0, 1).float().div_(255.0)
+        b = np.asarray(im.convert("L" if gray else "RGB"))
+    return np.ascontiguousarray(b[:, :, None] if gray else b)
 
 
 def apply(hr: torch.Tensor, draws: list[RoundDraw]) -> torch.Tensor:

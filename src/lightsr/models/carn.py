@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.skeleton import DIV2K_MEAN  # the one copy: the RGB mean of DIV2K
-from .registry import register_model
+from .registry import Published, register_model
 
 
 class MeanShift(nn.Module):
@@ -148,7 +148,16 @@ class CARNM(nn.Module):
         return self.add_mean(self.exit(self.upsample(x, scale)))
 
 
-@register_model("carn_m", scales=(2, 3, 4), paper="Ahn et al., CARN-M, ECCV 2018", family="cnn")
+_CARN_M = Published(  # one file, one network with x2/x3/x4 heads
+    "https://github.com/nmhkahn/CARN-pytorch/raw/40d3514f81cccd680d846cd5ab07af35f2c8e0e2/checkpoint/carn_m.pth",
+    "d48a759a84509351facb6b7c6d5bd6edec98b98519b8c464ee4ab44d2ba964ff", "MIT")
+
+
+@register_model("carn_m", scales=(2, 3, 4), paper="Ahn et al., CARN-M, ECCV 2018", family="cnn", published={
+    2: _CARN_M, 3: _CARN_M,
+    4: Published(_CARN_M.url, _CARN_M.sha256, _CARN_M.licence, {
+        "Set5": (31.8813, 0.8910), "Set14": (28.4132, 0.7772), "BSD100": (27.4524, 0.7316)},
+        "the paper's Set5 31.92 is not reproduced by the official code with this file")})
 def carn_m(scale: int = 4, channels: int = 64, groups: int = 4) -> CARNM:
     """CARN-M (cascading residual network, mobile), one network with x2/x3/x4 heads; 415K params."""
     return CARNM(scale=scale, channels=channels, groups=groups)

@@ -34,7 +34,7 @@ from ..layers.ffn import make_ffn
 from ..layers.skeleton import (BlockStack, DropPath, LightweightSR, drop_path_rates, init_transformer_weights,
                                tokens_to_map)
 from ..layers.window import pad_to_multiple
-from .registry import register_model
+from .registry import Published, register_model
 
 HIER_WINDOW_RATIOS = (0.5, 1, 2, 4, 6, 8)
 
@@ -154,7 +154,11 @@ def hit_sir(scale: int = 4, drop_path_rate: float = 0.0) -> nn.Module:
     return HiT(scale, ffn="mlp", drop_path_rate=drop_path_rate)
 
 
-@register_model("hit_srf", paper="HiT-SR (Zhang et al., ECCV 2024): HiT-SRF", family="transformer")
+@register_model("hit_srf", paper="HiT-SR (Zhang et al., ECCV 2024): HiT-SRF", family="transformer", published={
+    4: Published(  # NTIRE 2025 ESR, team54
+        "https://github.com/Amazingren/NTIRE2025_ESR/raw/b69fb668c0362deb696eecbfdebfaa5c2fcdfcb4/"
+        "model_zoo/team54_HITSR.pth", "dffb47c5a7e1e28755cde32d9fa4c19f14e965d6c63491da39419bf3699ec456", "MIT",
+        {"Set5": (32.5691, 0.9000), "Set14": (28.8702, 0.7881), "BSD100": (27.7533, 0.7435)})})
 def hit_srf(scale: int = 4, drop_path_rate: float = 0.0) -> nn.Module:
     """HiT-SRF: SRFormer-light's ConvFFN with SCC and hierarchical windows (866K params at x4)."""
     return HiT(scale, ffn="conv", drop_path_rate=drop_path_rate)

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..layers.conv import ChannelAttention, conv_layer
 from ..layers.upsample import UpsampleOneStep
-from .registry import register_model
+from .registry import Published, register_model
 
 
 class IMDB(nn.Module):
@@ -70,7 +70,17 @@ class IMDN(nn.Module):
         return self.upsampler(self.forward_features(x))
 
 
-@register_model("imdn", scales=(2, 3, 4), paper="Hui et al., IMDN, ACM MM 2019", family="cnn")
+_IMDN = "https://github.com/Zheng222/IMDN/raw/8f158e6a5ac9db6e5857d9159fd4a6c4214da574/checkpoints/IMDN_x{}.pth"
+
+
+@register_model("imdn", scales=(2, 3, 4), paper="Hui et al., IMDN, ACM MM 2019", family="cnn", published={
+    2: Published(_IMDN.format(2), "740b39653592bd3f49955a21cd9e16f2d37f2c413368cc09327601b8fbe42ce1",
+                 "no licence file", {"Set5": (38.0062, 0.9606), "Set14": (33.6383, 0.9179)}),
+    3: Published(_IMDN.format(3), "11b1716a19bc16e5e353e1db798d476169338e631eb170c82d765559888cb028",
+                 "no licence file", {"Set5": (34.3644, 0.9271), "Set14": (30.3264, 0.8418)}),
+    4: Published(_IMDN.format(4), "e660c38221147217a136debeb99eb304d62d9c0f73ac421ed66281b619719714",
+                 "no licence file", {"Set5": (32.2047, 0.8948), "Set14": (28.5819, 0.7811),
+                                     "BSD100": (27.5598, 0.7354)})})
 def imdn(scale: int = 4, channels: int = 64, num_blocks: int = 6) -> IMDN:
     """IMDN (information multi-distillation network), 715K params at x4."""
     return IMDN(scale=scale, channels=channels, num_blocks=num_blocks)

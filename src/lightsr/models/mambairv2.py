@@ -68,7 +68,7 @@ from ..layers.attention import WindowAttention
 from ..layers.scan import selective_scan
 from ..layers.skeleton import LightweightSR, init_transformer_weights, tokens_to_map
 from ..layers.window import shifted_window_mask, window_partition, window_reverse
-from .registry import register_model
+from .registry import Published, register_model
 
 PAPER = "MambaIRv2: Attentive State Space Restoration (Guo et al., CVPR 2025)"
 
@@ -287,7 +287,12 @@ def _check(scale: int | None = None, route: str = "argmax", scan_impl: str = "au
         raise LightSRError(f"MambaIRv2 option scan_impl={scan_impl!r} is not one of {', '.join(IMPLS)}")
 
 
-@register_model("mambairv2_light", scales=(2, 3, 4), paper=PAPER, family="mambairv2")
+@register_model("mambairv2_light", scales=(2, 3, 4), paper=PAPER, family="mambairv2", published={
+    4: Published(  # NTIRE 2025 ESR, team40
+        "https://github.com/Amazingren/NTIRE2025_ESR/raw/b69fb668c0362deb696eecbfdebfaa5c2fcdfcb4/"
+        "model_zoo/team40_mambairv2light.pth", "3e80def799232727ff0663f2b922135ba7d377699ad7b527862256f402414317",
+        "MIT", {"Set5": (32.5099, 0.8989), "Set14": (28.8940, 0.7888)},
+        "the builder's defaults: noise-free argmax route, stable sort")})
 def mambairv2_light(scale: int = 4, route: str = "argmax", stable_sort: bool = True,
                     scan_impl: str = "auto") -> nn.Module:
     """MambaIRv2-light: 4 ASSB x 5 attentive layers, C 48, window 16, d_state 8 (790K at x4)."""

@@ -32,6 +32,19 @@ from ..errors import LightSRError
 
 
 @dataclass(frozen=True)
+class Published:
+    """An official checkpoint lightsr fetches by name (:mod:`lightsr.hub`): a raw URL at a full commit
+    hash, the sha256 of that file, the licence of the repository it comes from, and the figures it
+    reproduces here (``{"Set5": (Y-PSNR, SSIM), ...}``, standard protocol; empty when none is measured)."""
+
+    url: str
+    sha256: str
+    licence: str
+    figures: dict[str, tuple[float, float]] = field(default_factory=dict)
+    note: str = ""  # how the figures were obtained, when it matters (routing, no official target ...)
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
@@ -43,6 +56,8 @@ class ModelEntry:
     # bf16 autocast costs at most 0.02 dB on Set5 and Set14 (measured by benchmarks/fast_path.py
     # where a checkpoint exists): ``precision="auto"`` may pick bf16 on native hardware
     bf16: bool = True
+    # scale -> official checkpoint downloadable by name (lightsr.hub); shipped weights come first
+    published: dict[int, Published] = field(default_factory=dict)
 
     def shipped_weights(self, scale: float | None) -> Path | None:
         """Path of the weights shipped for ``scale``, or None."""
@@ -73,13 +88,15 @@ def register_model(
     family: str = "",
     pretrained: dict[int, str] | None = None,
     bf16: bool = True,
+    published: dict[int, Published] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``builder(scale=..., **options) -> nn.Module`` under ``name``."""
 
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"model name {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, scales, paper, family, dict(pretrained or {}), bf16)
+        _REGISTRY[name] = ModelEntry(name, builder, scales, paper, family, dict(pretrained or {}), bf16,
+                                     dict(published or {}))
         return builder
 
     return deco

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..layers.conv import ESA, ESA_MIN_SIZE, conv_layer, pad_min_size
 from ..layers.upsample import UpsampleOneStep
-from .registry import register_model
+from .registry import Published, register_model
 
 
 class RLFB(nn.Module):
@@ -72,7 +72,12 @@ class RLFN(nn.Module):
 
 
 @register_model("rlfn_s", scales=(2, 3, 4), paper="Kong et al., RLFN, CVPRW 2022", family="cnn",
-                pretrained={2: "rlfn_s_x2.safetensors", 3: "rlfn_s_x3.safetensors", 4: "rlfn_s_x4.safetensors"})
+                pretrained={2: "rlfn_s_x2.safetensors", 3: "rlfn_s_x3.safetensors", 4: "rlfn_s_x4.safetensors"},
+                published={4: Published(  # NTIRE 2022 ESR, team04 (the challenge entry; the shipped x4 comes first)
+                    "https://github.com/ofsoundof/NTIRE2022_ESR/raw/e95ba4a4916bb13d6348f7ee172827e2452e8a31/"
+                    "model_zoo/team04_rlfn.pth", "ca81b7757708ce749ac3766589690db6c2729961d026c0137e7659924ec36622",
+                    "MIT", {"Set5": (32.0984, 0.8939), "Set14": (28.5984, 0.7816), "BSD100": (27.5778, 0.7360)},
+                    "no official target (challenge entry); measured here, RESULTS.md")})
 # trained here (results/training.md; x2 and x3 initialised from x4); the default wherever its file is shipped
 def rlfn_s(scale: int = 4, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4,
            img_range: float = 255.0) -> RLFN:

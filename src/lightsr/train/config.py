@@ -46,6 +46,7 @@ class TrainConfig:
     scale_schedule: str | None = None  # "module:function" -> f(rng, step) -> scale; None = U(min, max)
     augment: bool = True
     degradation: str = "bicubic"  # LR of fixed-scale patches: a preset of lightsr.data.degradations.PRESETS
+    val_jpeg: int | None = None  # validation LR saved as JPEG at this quality (photo models); None: clean
     cache_dir: str | None = "~/.cache/lightsr/train"  # LR of fixed-scale training images; None = memory only
     # optimisation
     loss: str = "l1"

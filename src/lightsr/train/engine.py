@@ -362,8 +362,9 @@ class Trainer:
                 uniform_scale(cfg.scale_min, cfg.scale_max)
             return ContinuousScalePatches(cfg.train_dirs, cfg.lr_patch, gb, cfg.seed, fn, cfg.scale_max,
                                           cfg.scale_mode, cfg.queries, cfg.repeat, cfg.augment, exclude=ex)
-        cache = os.environ.get("LIGHTSR_CACHE_DIR")
-        cache = str(Path(cache) / "train") if cache and cfg.cache_dir else cfg.cache_dir
+        from ..cache import cache_dir, overridden
+
+        cache = str(cache_dir("train")) if overridden() and cfg.cache_dir else cfg.cache_dir
         ds = FixedScalePatches(cfg.train_dirs, int(cfg.scale), cfg.lr_patch, gb, cfg.seed, cfg.repeat,
                                cfg.augment, cache_dir=cache, exclude=ex, degradation=cfg.degradation)
         if cfg.workers > 0:  # before forking workers, so they share it; in-process LR is made on first use
@@ -541,9 +542,10 @@ class Trainer:
                 w.writerows(keep)
 
     def val_description(self) -> str:
+        q = f", LR as JPEG q{self.cfg.val_jpeg}" if self.cfg.val_jpeg is not None else ""
         if self.cfg.val_dir is not None:
-            return str(self.cfg.val_dir)
-        return f"{len(self.val_files)} images held out of {self.val_files[0].parent.name}" if self.val_files else ""
+            return str(self.cfg.val_dir) + q
+        return f"{len(self.val_files)} images held out of {self.val_files[0].parent.name}{q}" if self.val_files else ""
 
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema else self.model
@@ -553,11 +555,13 @@ class Trainer:
         from ..data.benchmark import BenchmarkFolder
 
         if self.cfg.val_dir is not None:
-            return self.cfg.val_dir
+            if self.cfg.val_jpeg is None:
+                return self.cfg.val_dir
+            return BenchmarkFolder(self.cfg.val_dir, self.cfg.scale, jpeg=self.cfg.val_jpeg)
         if not self.val_files:
             return None
         return BenchmarkFolder(self.val_files[0].parent, self.cfg.scale, files=self.val_files,
-                               name=f"holdout-{self.val_files[0].parent.name}")
+                               name=f"holdout-{self.val_files[0].parent.name}", jpeg=self.cfg.val_jpeg)
 
     def validate(self) -> float | None:
         val = self.validation_set()

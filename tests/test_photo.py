@@ -1,0 +1,114 @@
+"""Photos as users bring them (issue #26): the compression of an input file is read from the file
+(JPEG quality from its quantization tables, lossy vs lossless WebP), the benchmark and the training
+validation can score JPEG inputs, and the ``photo`` recipe starts from the shipped weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lightsr.data.benchmark import BenchmarkFolder
+from lightsr.data.degradations import jpeg_u8
+from lightsr.errors import LightSRError
+from lightsr.imageio import read
+
+
+def noise_image(h=40, w=56, c=3, seed=0):
+    return (np.random.default_rng(seed).random((h, w, c)) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("q", [10, 40, 75, 90, 95, 100])
+def test_jpeg_quality_is_read_from_the_quantization_tables(tmp_path, q):
+    p = tmp_path / "a.jpg"
+    Image.fromarray(noise_image()).save(p, quality=q)
+    im = read(p)
+    assert (im.lossy, im.quality) == ("jpeg", q)
+
+
+def test_gray_jpeg_quality(tmp_path):
+    p = tmp_path / "g.jpg"
+    Image.fromarray(noise_image(c=1)[:, :, 0]).save(p, quality=60)
+    assert read(p).quality == 60
+
+
+@pytest.mark.parametrize("name,kw,lossy", [
+    ("y.webp", dict(quality=80), "webp"),
+    ("l.webp", dict(lossless=True), None),
+    ("p.png", {}, None),
+    ("t.tif", {}, None),
+])
+def test_lossy_or_lossless(tmp_path, name, kw, lossy):
+    p = tmp_path / name
+    Image.fromarray(noise_image()).save(p, **kw)
+    assert read(p).lossy == lossy and read(p).quality is None
+
+
+@pytest.mark.parametrize("alpha_lossless,lossy", [(False, "webp"), (True, None)])
+def test_webp_with_alpha_extended_container(tmp_path, alpha_lossless, lossy):
+    p = tmp_path / "a.webp"
+    Image.fromarray(noise_image(c=4)).save(p, **(dict(lossless=True) if alpha_lossless else dict(quality=70)))
+    assert read(p).lossy == lossy
+
+
+def test_jpeg_u8_round_trip_is_pillows_codec():
+    a = noise_image()
+    b = jpeg_u8(a, 50)
+    assert b.shape == a.shape and b.dtype == np.uint8
+    assert 5 < np.abs(b.astype(int) - a).mean() < 80  # changed, not destroyed
+    assert np.array_equal(jpeg_u8(a, 50), b)  # deterministic
+    g = jpeg_u8(a[:, :, :1], 50)
+    assert g.shape == (40, 56, 1)
+
+
+def test_benchmark_folder_jpeg_lr(tmp_path):
+    for i in range(2):
+        Image.fromarray(noise_image(64, 48, seed=i)).save(tmp_path / f"{i}.png")
+    clean = list(BenchmarkFolder(tmp_path, 4, cache=False))
+    q30 = list(BenchmarkFolder(tmp_path, 4, cache=False, jpeg=30))
+    for c, j in zip(clean, q30):
+        assert np.array_equal(c.hr, j.hr)
+        assert np.array_equal(j.lr, jpeg_u8(c.lr, 30))
+        assert not np.array_equal(c.lr, j.lr)
+    with pytest.raises(LightSRError, match="JPEG quality"):
+        BenchmarkFolder(tmp_path, 4, jpeg=0)
+
+
+def test_evaluate_scores_jpeg_inputs_below_clean(set5):
+    from lightsr.evaluate import evaluate
+    from lightsr.models import build_model
+
+    m = build_model("bicubic", 4)
+    clean = evaluate(m, set5, 4, progress=False)["Set5"]["psnr"]
+    q40 = evaluate(m, set5, 4, progress=False, jpeg=40)["Set5"]["psnr"]
+    assert clean == pytest.approx(28.42, abs=0.02)  # data/README.md's bicubic figure
+    assert q40 < clean - 0.5
+
+
+def test_photo_recipe_starts_from_the_shipped_weights():
+    from lightsr.models import get_entry
+    from lightsr.train.recipes import get_recipe
+
+    for s in (2, 4):
+        cfg = get_recipe("photo", s)
+        assert cfg.init == str(get_entry("rlfn_s").shipped_weights(s))
+        assert (cfg.degradation, cfg.val_jpeg, cfg.model, cfg.scale) == ("photo", 75, "rlfn_s", s)
+
+
+def test_validation_on_jpeg_lr_is_recorded(tmp_path, monkeypatch):
+    """A run with --val_jpeg validates on JPEG LR (lower than clean) and says so in best.safetensors."""
+    from lightsr.checkpoint import read_metadata
+    from lightsr.cli import main
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(6):
+        Image.fromarray(noise_image(96, 96, seed=i)).save(d / f"{i}.png")
+    common = ["train", "--model", "rlfn_s", "--scale", "4", "--train_dir", str(d), "--holdout", "1",
+              "--iters", "2", "--batch_size", "2", "--lr_patch", "12", "--val_every", "2", "--no_progress",
+              "--precision", "fp32"]
+    assert main(common + ["--out", str(tmp_path / "clean")]) == 0
+    assert main(common + ["--out", str(tmp_path / "q20"), "--val_jpeg", "20"]) == 0
+    a = read_metadata(tmp_path / "clean" / "best.safetensors")
+    b = read_metadata(tmp_path / "q20" / "best.safetensors")
+    assert "JPEG q20" in b["val"] and "JPEG" not in a["val"]
+    assert float(b["val_psnr_y"]) != float(a["val_psnr_y"])
