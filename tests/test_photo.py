@@ -3,6 +3,8 @@
 validation can score JPEG inputs, and the ``photo`` recipe starts from the shipped weights."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -112,3 +114,128 @@ def test_validation_on_jpeg_lr_is_recorded(tmp_path, monkeypatch):
     b = read_metadata(tmp_path / "q20" / "best.safetensors")
     assert "JPEG q20" in b["val"] and "JPEG" not in a["val"]
     assert float(b["val_psnr_y"]) != float(a["val_psnr_y"])
+
+
+def test_cli_eval_jpeg(set5, capsys, tmp_path):
+    from lightsr.cli import main
+
+    js = tmp_path / "r.json"
+    assert main(["eval", "--model", "bicubic", "--data", str(set5), "--jpeg", "40", "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "JPEG q40" in out
+    import json
+
+    r = json.loads(js.read_text())
+    assert r["meta"]["lr_jpeg_quality"] == 40 and r["Set5"]["psnr"] < 28.0  # clean bicubic: 28.42
+    assert main(["eval", "--model", "bicubic", "--data", str(set5), "--jpeg", "101"]) == 2
+    assert "JPEG quality" in capsys.readouterr().err
+
+
+# ---- choosing the weights per input ---------------------------------------------------------------
+
+
+@pytest.fixture
+def photo_weights(tmp_path, monkeypatch):
+    """rlfn_s x4 with a stand-in photo file (the shipped weights with a shifted output bias, so the
+    two are told apart by their outputs), registered in a copy of the registry."""
+    import dataclasses
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from lightsr.models import registry
+
+    src = registry.WEIGHTS_DIR / "rlfn_s_x4.safetensors"
+    wdir = tmp_path / "weights"
+    wdir.mkdir()
+    shutil.copy(src, wdir / src.name)
+    sd = load_file(src)
+    bias = [k for k in sd if k.endswith("bias")][-1]  # the last conv before the pixel shuffle
+    sd[bias] = sd[bias] + 0.05
+    save_file(sd, wdir / "rlfn_s_photo_x4.safetensors", metadata={"model": "rlfn_s", "scale": "4"})
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", wdir)
+    registry.list_models()  # discovery first: the copy below must hold every model
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    registry._REGISTRY["rlfn_s"] = dataclasses.replace(registry.get_entry("rlfn_s"),
+                                                       photo={4: "rlfn_s_photo_x4.safetensors"})
+    return wdir
+
+
+def _inputs(folder):
+    folder.mkdir()
+    a = noise_image(24, 20, seed=5)
+    Image.fromarray(a).save(folder / "clean.png")
+    Image.fromarray(a).save(folder / "q75.jpg", quality=75)
+    Image.fromarray(a).save(folder / "q98.jpg", quality=98)
+    Image.fromarray(a).save(folder / "lossy.webp", quality=70)
+    return folder
+
+
+def _expected(kind, folder, name):
+    from lightsr import load
+
+    return load("rlfn_s", scale=4, kind=kind, precision="fp32")(read(folder / name).array)
+
+
+@pytest.mark.parametrize("flag,photo_files", [
+    ("auto", {"q75.jpg", "lossy.webp"}),
+    ("clean", set()),
+    ("photo", {"clean.png", "q75.jpg", "q98.jpg", "lossy.webp"}),
+])
+def test_upscale_picks_photo_weights_for_compressed_input(photo_weights, tmp_path, capsys, flag, photo_files):
+    from lightsr.cli import main
+
+    src = _inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    assert main(["upscale", str(src), "-o", str(out), "--kind", flag, "--precision", "fp32", "--ext", "png",
+                 "-q"]) == 0
+    err = capsys.readouterr().err
+    for name in ("clean.png", "q75.jpg", "q98.jpg", "lossy.webp"):
+        got = read(out / (Path(name).stem + ".png")).array
+        want = _expected("photo" if name in photo_files else "clean", src, name)
+        assert np.array_equal(got, want), (flag, name)
+    if flag == "auto":
+        assert "photo weights for 2 compressed inputs, clean weights for 2" in err
+    if flag == "photo":
+        assert "photo weights" in err
+
+
+def test_weights_flag_and_models_without_photo_weights_never_switch(photo_weights, tmp_path, capsys):
+    from lightsr.cli import main
+
+    src = _inputs(tmp_path / "in")
+    w = photo_weights / "rlfn_s_x4.safetensors"
+    assert main(["upscale", str(src / "q75.jpg"), "-o", str(tmp_path / "a.png"), "--weights", str(w),
+                 "--precision", "fp32", "-q"]) == 0
+    assert np.array_equal(read(tmp_path / "a.png").array, _expected("clean", src, "q75.jpg"))
+    assert "photo" not in capsys.readouterr().err
+    assert main(["upscale", str(src / "q75.jpg"), "-o", str(tmp_path / "b.png"), "--kind", "photo",
+                 "--model", "rdb_esa", "--scale", "2", "-q"]) == 2
+    assert "no photo weights" in capsys.readouterr().err
+
+
+def test_api_kind(photo_weights, tmp_path):
+    from lightsr import load
+
+    src = _inputs(tmp_path / "in")
+    a = read(src / "q75.jpg").array
+    clean, photo = load(scale=4, precision="fp32"), load(scale=4, kind="photo", precision="fp32")
+    assert (clean.kind, photo.kind) == ("clean", "photo")
+    assert not np.array_equal(clean(a), photo(a))
+    with pytest.raises(LightSRError, match="kind"):
+        load(scale=4, kind="jpeg")
+    with pytest.raises(LightSRError, match="photo weights"):
+        load(weights=str(photo_weights / "rlfn_s_x4.safetensors"), kind="photo")
+
+
+def test_kind_for_threshold():
+    from lightsr.imageio import ImageData
+    from lightsr.photo import CLEAN_JPEG_QUALITY, kind_for
+
+    a = noise_image()
+    assert kind_for(ImageData(a, "JPEG", lossy="jpeg", quality=CLEAN_JPEG_QUALITY - 1)) == "photo"
+    assert kind_for(ImageData(a, "JPEG", lossy="jpeg", quality=CLEAN_JPEG_QUALITY)) == "clean"
+    assert kind_for(ImageData(a, "JPEG", lossy="jpeg", quality=None)) == "photo"
+    assert kind_for(ImageData(a, "WEBP", lossy="webp")) == "photo"
+    assert kind_for(ImageData(a, "PNG")) == "clean"

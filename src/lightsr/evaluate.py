@@ -259,7 +259,7 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
                    scale: float | None = None, options: dict | None = None, device=None,
                    protocol: str = "standard", self_ensemble: bool = False, precision: str = "fp32",
                    cache_dir: str | None = None, save_images: str | None = None, json_path: str | None = None,
-                   overwrite: bool = False, random_weights: bool = False) -> dict:
+                   overwrite: bool = False, random_weights: bool = False, jpeg: int | None = None) -> dict:
     """``lightsr eval`` as a function: resolve the model (a registered ``model`` with ``weights`` or its
     shipped weights; or, without ``model``, the architecture, scale and options read from ``weights``),
     evaluate it on the ``data`` folders, print the table and, with ``json_path``, write the figures
@@ -290,8 +290,8 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
         _check_asymmetric(get_entry(model).name, get_entry(model).scales is None, scale, self_ensemble)
     if json_path and Path(json_path).exists() and not overwrite:
         raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
-    for d in data:  # fail on a bad folder before building the model
-        BenchmarkFolder(d, scale, protocol, cache=False)
+    for d in data:  # fail on a bad folder (or JPEG quality) before building the model
+        BenchmarkFolder(d, scale, protocol, cache=False, jpeg=jpeg)
     device = pick_device(device)
     given = weights
     if weights is None:
@@ -320,12 +320,14 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
         net = build_model(model, scale, weights, options, device)
     results = evaluate(net, data, scale, protocol=protocol, self_ensemble=self_ensemble,
                        device=device, cache_dir=cache_dir, save_dir=save_images, overwrite=overwrite,
-                       precision=precision)
-    print(format_table(results, scale, protocol))
+                       precision=precision, jpeg=jpeg)
+    print(format_table(results, scale, protocol) + (f"  (LR as JPEG q{jpeg})" if jpeg is not None else ""))
     if json_path:  # the per-dataset figures, plus under "meta" what `lightsr plot` needs
         if "meta" in results:
             raise LightSRError("a data folder named meta clashes with the JSON's \"meta\" entry; rename it")
         meta = run_meta(net, scale, weights, name=model, weights_given=bool(given), options=options,
                         precision=precision, protocol=protocol, self_ensemble=self_ensemble)
+        if jpeg is not None:
+            meta["lr_jpeg_quality"] = jpeg
         write_json(json_path, {**results, "meta": meta}, overwrite=overwrite)  # an identical image's PSNR is null
     return results

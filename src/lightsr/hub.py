@@ -102,12 +102,15 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def weights_for(name: str, scale: int, published_too: bool = True) -> Path | None:
+def weights_for(name: str, scale: int, published_too: bool = True, kind: str = "clean") -> Path | None:
     """The weights a model name resolves to at ``scale``: the shipped file, else (``published_too``)
     the published checkpoint from the cache, fetched on first use (:func:`fetch`; offline: one line
     naming the URL and the cache path, and that ``--weights PATH`` is the other way); None if neither.
-    The one rule every command follows (upscale, eval, compare)."""
+    The one rule every command follows (upscale, eval, compare). ``kind="photo"``: the shipped photo
+    weights only (:mod:`lightsr.photo`)."""
     entry = get_entry(name)
+    if kind != "clean":
+        return entry.shipped_weights(scale, kind)
     path = entry.shipped_weights(scale)
     if path is None and published_too and published(entry.name, scale) is not None:
         try:

@@ -90,6 +90,8 @@ class Upscaler:
         # progress callback on_tile(done, total), for a caller that shows progress (the CLI, on a terminal):
         # (0, total) when an image's model work starts, then (k, total) after tile k (total 1: whole image)
         self.on_tile = None
+        self.kind = "clean"  # which weights (lightsr.load's kind): "clean" or "photo"
+        self.descriptor = None  # what was loaded (lightsr.load sets it)
         self.outscale = _norm_scale(outscale)
         self._check_asymmetric(self.outscale)  # before any image
         self._bpp: float | None = None  # estimated bytes per input pixel
@@ -559,22 +561,26 @@ def _precision_from_flags(precision: str | None, half: bool, bf16: bool) -> str:
     return asked[0] if asked else (precision or "auto")
 
 
-def _weight_scales(entry) -> list[int]:
-    """The scales a name resolves to weights at: shipped ones if any, else published ones."""
+def _weight_scales(entry, kind: str = "clean") -> list[int]:
+    """The scales a name resolves to weights at: shipped ones if any, else published ones (photo
+    weights: shipped ones only)."""
+    if kind == "photo":
+        return sorted(entry.photo)
     return sorted(entry.pretrained or getattr(entry, "published", None) or {})
 
 
-def _shipped_weights(entry, scale: int | None, published: bool = True) -> tuple[int, Path | None]:
+def _shipped_weights(entry, scale: int | None, published: bool = True,
+                     kind: str = "clean") -> tuple[int, Path | None]:
     """Scale and path of the weights for ``entry``: shipped (``lightsr/weights``) first, else (when
     ``published``: a model the user named) the published checkpoint from the cache, downloaded,
     verified and converted on first use (:func:`lightsr.hub.fetch`; offline: one line naming the URL
     and the cache path). Path None if neither."""
     from .hub import weights_for
 
-    pre = _weight_scales(entry) if published else sorted(entry.pretrained or {})
+    pre = _weight_scales(entry, kind) if published or kind != "clean" else sorted(entry.pretrained or {})
     if scale is None:
         scale = 4 if (4 in pre or not pre) else max(pre)
-    return scale, weights_for(entry.name, scale, published_too=published)
+    return scale, weights_for(entry.name, scale, published_too=published, kind=kind)
 
 
 def _missing_weights_error(name: str, scale: int | None, default: bool) -> LightSRError:
@@ -621,7 +627,7 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
          weights: str | os.PathLike | None = None, *, precision: str = "auto", compile: bool = False,
          half: bool = False, bf16: bool = False, tile: int | None = None, tile_pad: int = 16,
          self_ensemble: bool = False, max_memory: float | None = None, options: dict | None = None,
-         progress: bool = False, outscale: float | None = None) -> Upscaler:
+         progress: bool = False, outscale: float | None = None, kind: str = "clean") -> Upscaler:
     """A ready-to-use :class:`Upscaler`.
 
     ``name_or_path``: a registered model name (its shipped weights are used unless ``weights`` is
@@ -634,8 +640,12 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     fractional or asymmetric one (``outscale`` is its native scale, then bicubic). ``precision``: ``"auto"``
     (bf16 where the device does it natively and the model tolerates it, else fp32), ``"fp32"``,
     ``"bf16"`` or ``"fp16"`` (CUDA); ``compile``: torch.compile (falls back to eager with one line).
+    ``kind``: which shipped weights a name (or the default model) uses: ``"clean"`` (trained on
+    bicubic LR: clean, lossless input) or ``"photo"`` (trained on blurred, noisy, JPEG-compressed LR:
+    photos as phones and the web save them; :mod:`lightsr.photo`).
     Raises :class:`LightSRError` with one line for anything missing or mismatched. The returned
-    upscaler's ``descriptor`` says what was loaded (:class:`lightsr.models.loading.Descriptor`).
+    upscaler's ``descriptor`` says what was loaded (:class:`lightsr.models.loading.Descriptor`), its
+    ``kind`` which weights.
     """
     from .models import get_entry, pick_device
     from .models.loading import _is_path, resolve
@@ -651,6 +661,10 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     resolve_precision(precision, dev)  # an unknown precision or fp16 on a CPU fails before loading
     if weights is not None and not Path(weights).is_file():
         raise LightSRError(f"weights file not found: {weights}")
+    if kind not in ("clean", "photo"):
+        raise LightSRError(f"kind {kind!r}: use 'clean' (bicubic-trained weights) or 'photo' (for compressed photos)")
+    if kind == "photo" and (weights is not None or name_or_path is not None and _is_path(name_or_path)):
+        raise LightSRError("kind='photo' picks a model's shipped photo weights; a checkpoint file is used as it is")
     if name_or_path is not None and _is_path(name_or_path):
         if weights is not None:
             raise LightSRError("pass either a checkpoint path or a model name with weights=, not both")
@@ -663,16 +677,17 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
         default = name_or_path is None
         if default and scale is None and outscale is not None:
             scale = next((s for s in (2, 3, 4) if s >= outscale - 1e-9 and
-                          get_entry(default_model(s)).shipped_weights(s) is not None), None)
+                          get_entry(default_model(s)).shipped_weights(s, kind) is not None), None)
         try:
             entry = get_entry(default_model(None if any_scale else scale) if default else str(name_or_path))
         except LightSRError:
             if default:
                 raise _missing_weights_error(DEFAULT_MODEL, scale or 4, True) from None
             raise
-        if scale is None and entry.scales is not None and outscale is not None and weights is None and _weight_scales(entry):
+        if scale is None and entry.scales is not None and outscale is not None and weights is None and \
+                _weight_scales(entry, kind):
             # the smallest native scale with shipped (else published) weights reaching outscale
-            have = _weight_scales(entry)
+            have = _weight_scales(entry, kind)
             fits = [s for s in have if s >= outscale - 1e-9]
             scale = int(fits[0] if fits else have[-1])
         if any_scale and entry.scales is not None:
@@ -682,7 +697,11 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
             raise LightSRError(f"model {entry.name} supports scales {allowed}, not x{scale:g}")
         if weights is None:
             native, path = _shipped_weights(entry, None if scale is None or entry.scales is None else int(scale),
-                                            published=not default)  # the default model: shipped weights only
+                                            published=not default, kind=kind)  # default model: shipped only
+            if path is None and kind == "photo":
+                have = ", ".join(f"x{s}" for s in sorted(entry.photo)) or "none"
+                raise LightSRError(f"{entry.name} x{native} has no photo weights (photo weights: {have}); "
+                                   "kind 'clean' (--kind clean) uses its bicubic-trained weights")
             if path is None:
                 raise _missing_weights_error(entry.name, native if entry.scales is not None else None, default)
             weights = path
@@ -693,7 +712,7 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     outscale = _continuous_outscale(model, desc.model, scale, outscale, any_scale)
     up = Upscaler(model, dev, precision, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble,
                   max_memory=max_memory, progress=progress, outscale=outscale, compile=compile)
-    up.descriptor = desc
+    up.descriptor, up.kind = desc, kind
     return up
 
 
@@ -803,7 +822,7 @@ def _complete_image(path: Path) -> bool:
 
 def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *, suffix: str = "",
                   ext: str = "same", overwrite: bool = False, quality: int = 95, png_level: int | None = None,
-                  progress: bool = True, report=None, skip_existing: bool = False):
+                  progress: bool = True, report=None, skip_existing: bool = False, choose=None):
     """Upscale image files, folders (recursively, keeping the tree) and globs into ``output``.
 
     ``output`` is a folder, or a file name when ``inputs`` is one file. ``ext``: ``"same"`` or an
@@ -817,7 +836,9 @@ def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *,
     :class:`~lightsr.pipeline.Stats`, ``failed`` counting inputs that were not found too. Problems
     with the whole request (no inputs, an unwritable folder, two inputs that would write one file)
     raise :class:`LightSRError` before any work; SIGTERM raises
-    :class:`~lightsr.pipeline.Terminated` with only complete files left.
+    :class:`~lightsr.pipeline.Terminated` with only complete files left. ``choose``: a callable
+    ``ImageData -> Upscaler`` picking the upscaler per file (:class:`lightsr.photo.ByInput`: photo
+    weights for compressed input); default ``up`` for every file (all must share ``up``'s scale).
     """
     from .imageio import FORMATS, PNG_LEVEL, check_png_level, read, write_image
     from .pipeline import SKIP, Job, run as run_files, sigterm_as_exception
@@ -893,7 +914,8 @@ def upscale_files(up: Upscaler, inputs: list[str], output: str | os.PathLike, *,
     bar = _bar(len(files), "img", progress and len(files) > 1, leave=True)
     try:
         with sigterm_as_exception():
-            stats = run_files(jobs, load_one, lambda img: up(img.array), save, output_bytes, _note, bar)
+            compute = (lambda img: up(img.array)) if choose is None else (lambda img: choose(img)(img.array))
+            stats = run_files(jobs, load_one, compute, save, output_bytes, _note, bar)
     finally:
         bar.close()
     stats.failed += len(errors)

@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--protocol", choices=["standard", "matlab"], default="standard",
                    help="standard: float Y, gray replicated to RGB (today's tables); matlab: rounded Y")
     p.add_argument("--cache-dir", default=None, help="where LR images are cached")
+    p.add_argument("--jpeg", type=int, default=None, metavar="Q",
+                   help="save each LR as JPEG at quality Q (1-100) first: scores the compressed input users bring")
     p.set_defaults(run=run)
 
 
@@ -55,5 +57,5 @@ def run(args) -> int:
                    options=model_options(args), device=args.device, protocol=args.protocol,
                    self_ensemble=args.self_ensemble, precision=args.precision, cache_dir=args.cache_dir,
                    save_images=args.save_images, json_path=args.json, overwrite=args.overwrite,
-                   random_weights=args.random_weights)
+                   random_weights=args.random_weights, jpeg=args.jpeg)
     return 0

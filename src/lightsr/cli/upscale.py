@@ -25,6 +25,10 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default=None, help="registered model name (default: the shipped default model)")
     resource_args(p)
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
+    p.add_argument("--kind", default="auto", choices=["auto", "clean", "photo"],
+                   help="which shipped weights: auto (default): the photo weights for compressed input (JPEG "
+                        "below q95, lossy WebP) where the model has them, else the clean (bicubic-trained) ones; "
+                        "clean or photo for every input")
     p.add_argument("--scale", type=scale_or_pair, default=None,
                    help="the model's native scale (default: the checkpoint's own, else 4; a checkpoint with "
                         "several heads, such as CARN-M's x2/x3/x4, needs it); a continuous-scale model runs at any "
@@ -79,10 +83,21 @@ def run(args) -> int:
             usage_error("give image files, folders or globs to upscale, or --sample")  # usage line, exit 2
         raise LightSRError("no input images: give image files, folders or globs, or --sample")
     show = not args.quiet and _is_terminal(sys.stderr)  # progress on a terminal only, never in logs or pipes
-    up = load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
-              bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None,
-              tile_pad=args.tile_pad, self_ensemble=args.self_ensemble, max_memory=parse_memory(args.max_memory),
-              progress=False, outscale=args.outscale, options=model_options(args))
+    def make(kind: str):
+        return load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
+                    bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None,
+                    tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
+                    max_memory=parse_memory(args.max_memory), progress=False, outscale=args.outscale,
+                    options=model_options(args), kind=kind)
+
+    up = make("photo" if args.kind == "photo" else "clean")
+    choose = None
+    if args.kind == "auto" and args.weights is None and up.descriptor is not None:
+        from ..models import get_entry
+        from ..photo import ByInput
+
+        if get_entry(up.descriptor.model).shipped_weights(up.native_scale, "photo") is not None:
+            choose = ByInput(up, lambda: make("photo"))
     if up.continuous and up.outscale is None:  # one line now rather than one per file
         raise LightSRError(f"{up.descriptor.model} is a continuous-scale model: give --scale (e.g. 2.5, or 2x3)")
     line = TileLine(sys.stderr, whole=len(inputs) == 1 and Path(inputs[0]).is_file()) if show else None
@@ -90,7 +105,7 @@ def run(args) -> int:
     try:
         stats = upscale_files(up, inputs, args.output, suffix=args.suffix, ext=ext, overwrite=args.overwrite,
                               skip_existing=getattr(args, "skip_existing", False),
-                              quality=args.quality, png_level=args.png_level, progress=show)
+                              quality=args.quality, png_level=args.png_level, progress=show, choose=choose)
     except Terminated:
         if line is not None:
             line.clear()
@@ -100,7 +115,10 @@ def run(args) -> int:
     finally:
         if line is not None:
             line.clear()
-    print(f"lightsr: {describe(stats, what=running(up))}", file=sys.stderr)
+    what = running(up) + (", photo weights" if up.kind == "photo" else "")
+    if choose is not None and choose.summary():
+        what += f"; {choose.summary()}"
+    print(f"lightsr: {describe(stats, what=what)}", file=sys.stderr)
     report = getattr(up.model, "budget_report", None)  # AnySR --max-gflops: what ran, and the head's cost
     if args.max_gflops is not None and callable(report) and report():
         print(f"lightsr: {report()}", file=sys.stderr)

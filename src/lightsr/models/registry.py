@@ -58,10 +58,15 @@ class ModelEntry:
     bf16: bool = True
     # scale -> official checkpoint downloadable by name (lightsr.hub); shipped weights come first
     published: dict[int, Published] = field(default_factory=dict)
+    # scale -> file name under lightsr/weights/ of the *photo* weights: trained on blurred, noisy,
+    # JPEG-compressed LR (recipe ``photo``), used for compressed input (lightsr.photo)
+    photo: dict[int, str] = field(default_factory=dict)
 
-    def shipped_weights(self, scale: float | None) -> Path | None:
-        """Path of the weights shipped for ``scale``, or None."""
-        name = self.pretrained.get(int(scale)) if scale is not None and float(scale) == int(scale) else None
+    def shipped_weights(self, scale: float | None, kind: str = "clean") -> Path | None:
+        """Path of the weights shipped for ``scale``, or None. ``kind``: ``"clean"`` (trained on
+        bicubic LR, the benchmark protocol) or ``"photo"`` (trained on compressed, degraded LR)."""
+        table = {"clean": self.pretrained, "photo": self.photo}[kind]
+        name = table.get(int(scale)) if scale is not None and float(scale) == int(scale) else None
         path = WEIGHTS_DIR / name if name else None
         return path if path is not None and path.is_file() else None
 
@@ -89,6 +94,7 @@ def register_model(
     pretrained: dict[int, str] | None = None,
     bf16: bool = True,
     published: dict[int, Published] | None = None,
+    photo: dict[int, str] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering ``builder(scale=..., **options) -> nn.Module`` under ``name``."""
 
@@ -96,7 +102,7 @@ def register_model(
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"model name {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, scales, paper, family, dict(pretrained or {}), bf16,
-                                     dict(published or {}))
+                                     dict(published or {}), dict(photo or {}))
         return builder
 
     return deco
