@@ -239,3 +239,24 @@ def test_kind_for_threshold():
     assert kind_for(ImageData(a, "JPEG", lossy="jpeg", quality=None)) == "photo"
     assert kind_for(ImageData(a, "WEBP", lossy="webp")) == "photo"
     assert kind_for(ImageData(a, "PNG")) == "clean"
+
+
+def test_compare_on_jpeg_input_with_photo_weights(photo_weights, set5, tmp_path, capsys):
+    """`lightsr compare --jpeg Q` scores models on the JPEG LR, and NAME:photo names the photo weights."""
+    pytest.importorskip("matplotlib")
+    from lightsr.cli import main
+
+    img = set5 / "baby.png"
+    args = ["compare", str(img), "--models", "bicubic", "rlfn_s", "rlfn_s:photo", "--scale", "4", "--box",
+            "100,100,48,48"]
+    assert main(args + ["-o", str(tmp_path / "clean.png")]) == 0
+    clean = capsys.readouterr().out
+    assert main(args + ["--jpeg", "40", "-o", str(tmp_path / "q40.png")]) == 0
+    q40 = capsys.readouterr().out
+    assert "rlfn_s (photo)" in q40 and "JPEG q40" in q40 and "JPEG" not in clean
+
+    def db(out, label):
+        return float(next(ln for ln in out.splitlines() if ln.startswith(label + " ")).split()[-4])
+
+    assert db(q40, "bicubic") < db(clean, "bicubic") - 0.3
+    assert db(q40, "rlfn_s (photo)") != db(q40, "rlfn_s")

@@ -68,9 +68,10 @@ def save_figure(fig, output, overwrite: bool = False, dpi: int = 100) -> Path:
     return path
 
 
-def load_hr_lr(image, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def load_hr_lr(image, scale: float, jpeg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(HR, LR) uint8 RGB of one image file as ``lightsr eval`` builds them (standard protocol):
-    8-bit read, gray replicated, HR cropped to a multiple of the scale, LR by MATLAB bicubic."""
+    8-bit read, gray replicated, HR cropped to a multiple of the scale, LR by MATLAB bicubic (then,
+    with ``jpeg``, saved as JPEG at that quality and decoded, as ``eval --jpeg``)."""
     from .data.benchmark import as_8bit, crop_hr, make_lr, to_rgb
     from .imageio import read_image
 
@@ -81,15 +82,22 @@ def load_hr_lr(image, scale: float) -> tuple[np.ndarray, np.ndarray]:
         raise LightSRError(f"image not found: {path}")
     hr = crop_hr(as_8bit(read_image(path)), scale)
     lr = make_lr(hr, scale)
+    if jpeg is not None:
+        from .data.degradations import jpeg_u8
+
+        if not 1 <= int(jpeg) <= 100:
+            raise LightSRError(f"the JPEG quality must be an integer from 1 to 100, got {jpeg}")
+        lr = jpeg_u8(lr, int(jpeg))
     return to_rgb(hr), to_rgb(lr)
 
 
 def resolve_spec(spec: str, scale: float, device=None):
     """A model spec -> (label, model in eval mode, weights description).
 
-    ``bicubic``; a registered name (its shipped weights for ``scale``); ``NAME=PATH`` (a checkpoint
-    of that architecture); or a checkpoint path, its architecture read from its keys and shapes
-    (:func:`lightsr.models.loading.resolve`, as every command reads a checkpoint).
+    ``bicubic``; a registered name (its shipped weights for ``scale``; ``NAME:photo`` its photo
+    weights, :mod:`lightsr.photo`); ``NAME=PATH`` (a checkpoint of that architecture); or a checkpoint
+    path, its architecture read from its keys and shapes (:func:`lightsr.models.loading.resolve`, as
+    every command reads a checkpoint).
     """
     from .models import build_model, get_entry, pick_device
     from .models.loading import _is_path, resolve
@@ -105,7 +113,15 @@ def resolve_spec(spec: str, scale: float, device=None):
         model, desc = resolve(spec, scale=scale, device=dev)
         stem = Path(spec).stem
         return (desc.model if stem.startswith(desc.model) else f"{desc.model} ({stem})"), model, spec
+    kind = "clean"
+    if path is None and name.endswith(":photo"):
+        name, kind = name[: -len(":photo")], "photo"
     entry = get_entry(name)
+    if kind == "photo":
+        photo = entry.shipped_weights(scale, "photo")
+        if photo is None:
+            raise LightSRError(f"{entry.name} x{scale:g} has no photo weights")
+        return f"{entry.name} (photo)", build_model(entry.name, scale, str(photo), None, dev), f"shipped:{photo.name}"
     if path is not None:
         if not Path(path).is_file():
             raise LightSRError(f"checkpoint not found: {path}")
@@ -302,7 +318,8 @@ def _sr_image(model, lr: np.ndarray, scale: float) -> np.ndarray:
 
 
 def compare(image, models: list[str], scale: float, output, *, box: str | tuple | None = None,
-            tile: int = 200, overview: bool = True, overwrite: bool = False, device=None, dpi: int = 100) -> dict:
+            tile: int = 200, overview: bool = True, overwrite: bool = False, device=None, dpi: int = 100,
+            jpeg: int | None = None) -> dict:
     """The comparison row for ``image`` (see the module docstring). Returns ``box`` (y, x, h, w),
     ``rows`` (label, weights, psnr, ssim per model), ``size`` (H, W of the figure) and ``path``."""
     require_matplotlib()
@@ -314,7 +331,7 @@ def compare(image, models: list[str], scale: float, output, *, box: str | tuple 
     check_output(output, overwrite, figure=True)
     if not models:
         raise LightSRError("--models needs at least one model")
-    hr, lr = load_hr_lr(image, scale)
+    hr, lr = load_hr_lr(image, scale, jpeg)
     rows, outputs = [], []
     for spec in models:
         label, model, weights = resolve_spec(spec, scale, device)

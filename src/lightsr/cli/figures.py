@@ -27,7 +27,10 @@ def _add_compare(sub) -> None:
                        "nearest-neighbour zoomed crops, HR first, labelled with PSNR/SSIM on the whole image.")
     p.add_argument("image", metavar="IMAGE", help="an HR image")
     p.add_argument("--models", nargs="+", required=True, metavar="SPEC",
-                   help="registered name (shipped weights), NAME=CHECKPOINT, a lightsr checkpoint, or bicubic")
+                   help="registered name (shipped weights; NAME:photo for its photo weights), NAME=CHECKPOINT, "
+                        "a lightsr checkpoint, or bicubic")
+    p.add_argument("--jpeg", type=int, default=None, metavar="Q",
+                   help="save the LR as JPEG at quality Q first (the compressed input users bring)")
     p.add_argument("--scale", type=scale_value, required=True, help="up-scaling factor")
     p.add_argument("--box", default=None, metavar="Y,X,H,W",
                    help="crop in HR pixels (default: where the models differ most)")
@@ -69,12 +72,13 @@ def run_compare(args) -> int:
     from ..plots import compare
 
     res = compare(args.image, args.models, args.scale, args.output, box=args.box, tile=args.tile,
-                  overview=not args.no_overview, overwrite=args.overwrite, device=args.device)
+                  overview=not args.no_overview, overwrite=args.overwrite, device=args.device, jpeg=args.jpeg)
     y, x, h, w = res["box"]
     width = max(len(r["label"]) for r in res["rows"])
     for r in res["rows"]:
         print(f"{r['label']:<{width}}  {r['psnr']:.4f} dB  SSIM {r['ssim']:.4f}")
-    print(f"(Y channel, standard protocol, whole image; box y={y} x={x} h={h} w={w}) -> {res['path']}")
+    lr = f"; LR as JPEG q{args.jpeg}" if args.jpeg is not None else ""
+    print(f"(Y channel, standard protocol, whole image{lr}; box y={y} x={x} h={h} w={w}) -> {res['path']}")
     return 0
 
 
