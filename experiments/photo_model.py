@@ -1,8 +1,9 @@
 """The photo model (issue #26): RLFN-S fine-tuned from its shipped bicubic weights on degraded LR
 (``lightsr train --recipe photo``), and the measurement of the issue's targets.
 
-    python experiments/photo_model.py run pilot_photo        # 1,000 steps, --degradation photo
+    python experiments/photo_model.py run pilot_photo        # 1,000 steps, --degradation photo_strong
     python experiments/photo_model.py run pilot_jpeg         # 1,000 steps, --degradation jpeg
+    python experiments/photo_model.py run pilot_mild         # 1,000 steps, --degradation photo_mild
     python experiments/photo_model.py run x4 [--time_limit MIN]   # the shipped photo model, x4
     python experiments/photo_model.py table [--sets Set14 BSD100] [--runs pilot_photo x4 ...]
 
@@ -23,10 +24,11 @@ RUNS = ROOT / "experiments" / "photo"
 BENCH = ROOT.parent / "shared" / "data" / "benchmark"
 QUALITIES = (None, 90, 75, 60, 40)  # None: the clean LR
 ARMS = {  # arm -> (scale, degradation, iterations)
-    "pilot_photo": (4, "photo", 1000),
+    "pilot_photo": (4, "photo_strong", 1000),  # was named "photo" when it ran; same parameters
     "pilot_jpeg": (4, "jpeg", 1000),
-    "x4": (4, "photo", 10_000),
-    "x2": (2, "photo", 10_000),
+    "pilot_mild": (4, "photo_mild", 1000),
+    "x4": (4, "photo", 5_000),
+    "x2": (2, "photo", 5_000),
 }
 
 

@@ -117,14 +117,27 @@ def test_unknown_preset_is_one_line_listing_the_presets(folder):
 # ---- parameters land in their ranges --------------------------------------------------------------
 
 
-def test_photo_parameters_land_in_their_ranges():
-    deg = D.PRESETS["photo"]
+def near(k: float, n: int, p: float) -> bool:
+    """``k`` successes in ``n`` draws is within 4 binomial standard errors of rate ``p``."""
+    return abs(k / n - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-9
+
+
+@pytest.mark.parametrize("name", ["photo_strong", "photo_mild", "photo"])
+def test_photo_parameters_land_in_their_ranges(name):
+    deg = D.PRESETS[name]
     rng = np.random.default_rng(0)
     n, scale, p = 4000, 4, 48
     draws = [D.sample(deg, rng, scale, p) for _ in range(n)]
+    plain = D.RoundDraw(None, "matlab", p, None, None)  # clean: a drawn clean sample, or all stages skipped
+    if deg.clean_prob:
+        base = [D.sample(dataclasses.replace(deg, clean_prob=0.0), rng, scale, p) for _ in range(n)]
+        natural = sum(d == [plain] for d in base) / n
+        clean = [d for d in draws if d == [plain]]
+        assert near(len(clean), n, deg.clean_prob + (1 - deg.clean_prob) * natural)
+        draws = [d for d in draws if d != [plain]]
     assert all(len(d) in (1, 2) for d in draws)
     two = np.mean([len(d) == 2 for d in draws])
-    assert abs(two - deg.second_prob) < 0.03
+    assert near(two * len(draws), len(draws), deg.second_prob)
     per_round = {0: [], 1: []}
     for d in draws:
         assert d[-1].size == p  # the last round always lands on the LR patch size
@@ -138,24 +151,24 @@ def test_photo_parameters_land_in_their_ranges():
     for i, rs in per_round.items():
         r = deg.rounds[i]
         blurs = [x.blur for x in rs if x.blur is not None]
-        assert abs(len(blurs) / len(rs) - r.blur.prob) < 0.04
+        assert near(len(blurs), len(rs), r.blur.prob)
         for s1, s2, th in blurs:
             assert r.blur.sigma[0] <= s1 <= r.blur.sigma[1] and r.blur.sigma[0] <= s2 <= r.blur.sigma[1]
             assert -math.pi <= th <= math.pi and s1 <= 2.0 and s2 <= 2.0
         aniso = np.mean([b[0] != b[1] for b in blurs])
-        assert abs(aniso - r.blur.aniso_prob) < 0.05
+        assert near(aniso * len(blurs), len(blurs), r.blur.aniso_prob)
         modes = {x.mode for x in rs}
-        assert modes == {"bicubic", "bilinear", "area"}
+        assert modes == set(r.resize.modes) and modes <= set(D.RESIZE_MODES)
         noises = [x.noise for x in rs if x.noise is not None]
-        assert abs(len(noises) / len(rs) - r.noise.prob) < 0.04
+        assert near(len(noises), len(rs), r.noise.prob)
         gauss = [x for x in noises if x[0] == "gaussian"]
         pois = [x for x in noises if x[0] == "poisson"]
-        assert len(gauss) + len(pois) == len(noises) and abs(len(gauss) / len(noises) - r.noise.gaussian_prob) < 0.06
+        assert len(gauss) + len(pois) == len(noises) and near(len(gauss), len(noises), r.noise.gaussian_prob)
         assert all(r.noise.sigma[0] / 255 <= x[1] <= r.noise.sigma[1] / 255 <= 10 / 255 for x in gauss)
         assert all(r.noise.poisson_scale[0] <= x[1] <= r.noise.poisson_scale[1] for x in pois)
-        assert abs(np.mean([x[2] for x in noises]) - r.noise.gray_prob) < 0.06
+        assert near(sum(x[2] for x in noises), len(noises), r.noise.gray_prob)
         qs = [x.jpeg for x in rs if x.jpeg is not None]
-        assert abs(len(qs) / len(rs) - r.jpeg.prob) < 0.04
+        assert near(len(qs), len(rs), r.jpeg.prob)
         assert all(isinstance(q, int) and 30 <= r.jpeg.quality[0] <= q <= r.jpeg.quality[1] <= 95 for q in qs)
         assert min(qs) == r.jpeg.quality[0] and max(qs) == r.jpeg.quality[1]  # both ends inclusive
 
@@ -171,7 +184,7 @@ def test_jpeg_preset_always_compresses_in_range():
 
 
 def test_presets_are_dataclasses_in_one_place():
-    assert list(D.PRESETS) == ["bicubic", "jpeg", "photo"]
+    assert list(D.PRESETS) == ["bicubic", "jpeg", "photo_strong", "photo_mild", "photo"]
     assert D.PRESETS["bicubic"].is_bicubic and not D.PRESETS["photo"].is_bicubic
     for deg in D.PRESETS.values():
         assert dataclasses.is_dataclass(deg) and all(dataclasses.is_dataclass(r) for r in deg.rounds)

@@ -73,7 +73,7 @@ def photo(scale: float = 4, model: str = "rlfn_s") -> TrainConfig:
     """The photo model (``lightsr upscale`` on compressed input): ``cpu_long``'s network and data,
     initialised from its shipped bicubic weights, fine-tuned on the ``photo`` degradations (blur,
     resize, noise, JPEG; :mod:`lightsr.data.degradations`) with L1, Adam 2e-4 after a 200-step warm-up,
-    cosine over 10k iterations; validation on the held-out images with their LR as JPEG q75."""
+    cosine over 5k iterations; validation on the held-out images with their LR as JPEG q75."""
     from ..models.registry import get_entry
 
     s = int(scale)
@@ -81,7 +81,7 @@ def photo(scale: float = 4, model: str = "rlfn_s") -> TrainConfig:
     shipped = get_entry(model).shipped_weights(s)
     cfg.init = str(shipped) if shipped is not None else None
     cfg.degradation, cfg.val_jpeg = "photo", 75
-    cfg.iters, cfg.lr, cfg.warmup, cfg.val_every, cfg.save_every = 10_000, 2e-4, 200, 1000, 1000
+    cfg.iters, cfg.lr, cfg.warmup, cfg.val_every, cfg.save_every = 5_000, 2e-4, 200, 1000, 1000
     cfg.out = f"runs/{model}_x{s}_photo"
     return cfg
 
