@@ -3,6 +3,7 @@
     python benchmarks/peak_memory.py                          # 2000x1500 at x4 with --tile 256, 3 repeats
     python benchmarks/peak_memory.py --size 500x400 --tile 128 --repeat 1     # the test's small case
     python benchmarks/peak_memory.py --outscale 3.5           # native x4, then bicubic to x3.5
+    python benchmarks/peak_memory.py --size 3000x2000 --max-memory 1G   # the budget holds (issue 29)
 
 Each run is a fresh ``python -m lightsr upscale IN -o OUT --tile T`` process; its peak resident
 memory (``ru_maxrss`` of that child, read with ``os.wait4``) is compared with the same command on a
@@ -11,6 +12,15 @@ is what the image costs; the bound is ``1.3 x (uint8 output bytes) + 256 MB`` (t
 output, one band of tiles in float, the encoder's copy). Medians of ``--repeat`` runs of each; the
 machine may be shared, which changes times, not peak memory. The input is a smooth synthetic
 picture (random noise would make PNG encoding dominate the time and changes nothing in memory).
+
+``--max-memory SIZE`` (issue 29) checks the budget instead: each run is ``lightsr upscale IN -o OUT
+--max-memory SIZE`` in a fresh process started through a small wrapper that records the process's
+resident memory right after the upscaler (the model) is built, resets the kernel's high-water mark
+there (``/proc/self/clear_refs``), and reads the high-water mark (``VmHWM``) at exit and before each
+reset the upscaler's own memory probe makes. Peak RSS growth is that peak minus the post-load
+baseline: everything the image costs (decoding, the probe, the tiles, the output, the PNG encoder),
+for the whole process. Reported with the tile the budget chose and the wall time (medians of
+``--repeat``; growth: the largest of the runs too). Linux only.
 """
 from __future__ import annotations
 
@@ -85,6 +95,117 @@ def measure(size: tuple[int, int], tile: int, outscale: float | None, repeat: in
             "wall_s_big": round(statistics.median(r[1] for r in rows["big"]), 2), "repeats": repeat}
 
 
+# The child of ``--max-memory`` runs: ``lightsr upscale`` in-process, with the post-load baseline and the
+# peak taken from /proc/self/status (kB); the record goes to the JSON file named by argv[1].
+_WRAPPER = r"""
+import json, os, sys, time
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+def reset_hwm():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+rec = {"base": None, "hwm": 0, "tiles": []}
+import lightsr.upscaler as U
+
+_init = U.Upscaler.__init__
+def init(self, *a, **k):
+    _init(self, *a, **k)
+    if rec["base"] is None:  # the first upscaler: the model is loaded
+        rec["base"] = status("VmRSS")
+        reset_hwm()
+U.Upscaler.__init__ = init
+
+_reset = getattr(U, "_reset_peak_rss", None)
+if _reset is not None:  # the upscaler's probe resets the high-water mark: keep the peak before it
+    def reset_wrapped():
+        rec["hwm"] = max(rec["hwm"], status("VmHWM"))
+        return _reset()
+    U._reset_peak_rss = reset_wrapped
+
+_tile = U.Upscaler._tile_for_budget
+def tile_recorded(self, *a, **k):
+    t = _tile(self, *a, **k)
+    rec["tiles"].append(t)
+    return t
+U.Upscaler._tile_for_budget = tile_recorded
+
+from lightsr.cli import main
+t0 = time.perf_counter()
+rc = main(sys.argv[2:])
+rec["run_s"] = time.perf_counter() - t0
+rec["hwm"] = max(rec["hwm"], status("VmHWM"))
+rec["rc"] = rc
+with open(sys.argv[1], "w") as f:
+    json.dump(rec, f)
+sys.exit(rc)
+"""
+
+
+def run_budget(src: Path, out: Path, max_memory: str, outscale: float | None, threads: int,
+               rec_path: Path) -> dict:
+    """One ``lightsr upscale --max-memory`` process: baseline (MB), peak growth (MB), tile, wall seconds."""
+    cmd = [sys.executable, "-c", _WRAPPER, str(rec_path), "upscale", str(src), "-o", str(out), "--quiet",
+           "--overwrite", "--max-memory", max_memory]
+    if outscale:
+        cmd += ["--outscale", str(outscale)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd[:2])} ... {' '.join(cmd[3:])} failed:\n{err}")
+    rec = json.loads(rec_path.read_text())
+    base = rec["base"] / MB
+    return {"base_mb": base, "growth_mb": rec["hwm"] / MB - base, "maxrss_growth_mb": usage.ru_maxrss / 1024.0 - base,
+            "tiles": rec["tiles"], "wall_s": wall, "run_s": rec["run_s"]}
+
+
+def measure_budget(size: tuple[int, int], max_memory: str, outscale: float | None, repeat: int,
+                   threads: int) -> dict:
+    """Peak RSS growth over the post-load baseline of ``lightsr upscale --max-memory`` (medians, max)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the outputs here are large on purpose
+    h, w = size
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        big = tmp / "big.png"
+        Image.fromarray(synthetic(h, w)).save(big, compress_level=1)
+        for _ in range(repeat):
+            runs.append(run_budget(big, tmp / "big_out.png", max_memory, outscale, threads, tmp / "rec.json"))
+        with Image.open(tmp / "big_out.png") as im:
+            ow, oh = im.size
+    budget_mb = _parse_size(max_memory) / MB
+    growth = [r["growth_mb"] for r in runs]
+    return {"input": f"{w}x{h}", "output": f"{ow}x{oh}", "max_memory": max_memory, "budget_mb": round(budget_mb, 1),
+            "outscale": outscale, "output_uint8_mb": round(oh * ow * 3 / MB, 1),
+            "tiles": sorted({str(t) for r in runs for t in r["tiles"]}),
+            "base_mb": round(statistics.median(r["base_mb"] for r in runs), 1),
+            "growth_mb": round(statistics.median(growth), 1), "growth_max_mb": round(max(growth), 1),
+            "growth_runs_mb": [round(g, 1) for g in growth],
+            "maxrss_growth_max_mb": round(max(r["maxrss_growth_mb"] for r in runs), 1),
+            "growth_over_budget": round(max(growth) / budget_mb, 3),
+            "wall_s": round(statistics.median(r["wall_s"] for r in runs), 2),
+            "wall_runs_s": [round(r["wall_s"], 2) for r in runs], "repeats": repeat, "threads": threads}
+
+
+def _parse_size(text: str) -> float:
+    from lightsr.upscaler import parse_memory
+
+    return parse_memory(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", default="2000x1500", help="input WxH (default 2000x1500)")
@@ -92,9 +213,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outscale", type=float, default=None)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="check this budget instead of --tile: peak RSS growth over the post-load baseline")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     a = p.parse_args(argv)
     w, h = (int(v) for v in a.size.lower().split("x"))
+    if a.max_memory:
+        res = measure_budget((h, w), a.max_memory, a.outscale, a.repeat, a.threads)
+        if a.json:
+            print(json.dumps(res))
+            return 0
+        print(f"input {res['input']} -> {res['output']}, --max-memory {a.max_memory} ({res['budget_mb']} MB)"
+              + (f", --outscale {a.outscale}" if a.outscale else "")
+              + f" ({a.repeat} repeats, OMP_NUM_THREADS={a.threads})")
+        print(f"  tile chosen: {', '.join(res['tiles'])}; post-load baseline {res['base_mb']} MB")
+        print(f"  peak RSS growth: median {res['growth_mb']} MB, max {res['growth_max_mb']} MB "
+              f"(runs: {res['growth_runs_mb']}); uint8 output {res['output_uint8_mb']} MB")
+        print(f"  max growth / budget = {res['growth_over_budget']}  "
+              f"({'held' if res['growth_over_budget'] <= 1 else 'EXCEEDED'})")
+        print(f"  wall: median {res['wall_s']} s (runs: {res['wall_runs_s']})")
+        return 0
     res = measure((h, w), a.tile, a.outscale, a.repeat, a.threads)
     if a.json:
         print(json.dumps(res))

@@ -94,7 +94,9 @@ class Upscaler:
         self.descriptor = None  # what was loaded (lightsr.load sets it)
         self.outscale = _norm_scale(outscale)
         self._check_asymmetric(self.outscale)  # before any image
-        self._bpp: float | None = None  # estimated bytes per input pixel
+        self._bpp: float | None = None  # measured working memory per input pixel of a tile's model call
+        self._fixed_bytes = 0.0  # memory the probe calls keep (thread arenas, kernels): in the budget
+        self._shape_bytes = 0.0  # memory a call on a new tile shape keeps (oneDNN's cached primitives)
 
     # -- public ----------------------------------------------------------------------------------
     def __call__(self, image, outscale: float | None = None):
@@ -226,16 +228,19 @@ class Upscaler:
         if resize:  # native model scale, then MATLAB bicubic to the requested size, band by band
             from .resize import imresize_rows
 
-            yield from imresize_rows(_clamped(self._native_bands(x, s_int)), (h * s_int, w * s_int),
-                                     outscale / native, self._out_hw(h, w, outscale))
+            yield from imresize_rows(_clamped(self._native_bands(x, s_int, self._out_hw(h, w, outscale))),
+                                     (h * s_int, w * s_int), outscale / native, self._out_hw(h, w, outscale))
             return
         yield from self._native_bands(x, s_int)
 
-    def _native_bands(self, x: torch.Tensor, s: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def _native_bands(self, x: torch.Tensor, s: int,
+                      resized_hw: tuple[int, int] | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """Native-scale bands of ``x``; ``resized_hw``: the output size when the bands are resized
+        (``--outscale``), for the memory budget."""
         h, w = x.shape[-2:]
         tile = self.tile
         if tile is None and self.max_memory is not None:
-            tile = self._tile_for_budget(h, w)
+            tile = self._tile_for_budget(h, w, s, resized_hw=resized_hw, itemsize=x.element_size())
         if tile is None or (tile >= h and tile >= w):
             try:
                 self._tick(0, 1)
@@ -299,7 +304,7 @@ class Upscaler:
             carry = acc[:, :, next_lo - band_lo:].clone()  # the overlap rows only (2 b s of them)
             # a view, no copy: its rows are final, and the next band is a new tensor
             yield band_lo, next_lo, acc[:, :, : next_lo - band_lo]
-            freed = acc.nbytes
+            freed = acc.nbytes if self.max_memory is None else max(acc.nbytes, TRIM_BYTES)  # a budget: always
             del acc
             release_freed_memory(freed)  # the band and its tiles' buffers, before the next band
             band_lo = next_lo
@@ -334,30 +339,123 @@ class Upscaler:
             y = y[:, :, y0:y0 + int(round(h * sh)), x0:x0 + int(round(w * sw))]
         return y
 
-    def _tile_for_budget(self, h: int, w: int) -> int | None:
-        """Largest tile (multiple of 8) whose estimated working memory fits ``max_memory``."""
-        if self._bpp is None:
-            self._bpp = self._bytes_per_pixel()
-        pad = self.tile_pad
-        if (h + 0.0) * w * self._bpp <= self.max_memory:
-            return None
-        side = int(math.sqrt(self.max_memory / self._bpp)) - 2 * pad
-        return max(16, side // 8 * 8)
+    def _tile_for_budget(self, h: int, w: int, s: int | None = None, *, resized_hw: tuple[int, int] | None = None,
+                         itemsize: int = 1) -> int | None:
+        """Largest tile (multiple of 8) whose planned peak memory fits ``max_memory``; None when the
+        whole image does. Raises :class:`LightSRError` (one line) when not even a 16-pixel tile does.
 
-    def _bytes_per_pixel(self, n: int = 48) -> float:
-        """Working memory per input pixel, measured on an n x n probe.
-
-        CUDA: peak allocated bytes. CPU: 4 x the largest module output (a live input, output and a
-        couple of concatenated / skip tensors), an estimate.
+        ``max_memory`` bounds the growth of the whole process's resident memory (RSS) once the model
+        is loaded. The plan (:meth:`_plan_bytes`) counts the input, the output, the float band of tiles,
+        the model calls of tiles as measured by :meth:`_bytes_per_pixel` (x :data:`BUDGET_SAFETY`) and
+        what the calls keep, and must stay under :data:`BUDGET_FILL` of the budget; so must the output
+        beside the copy an image encoder makes of it (:data:`ENCODER_COPY`), as ``lightsr upscale``
+        writes it. Under a budget, freed memory is handed back after every band (``_tiled``).
+        ``s``: the native scale (default the model's); ``resized_hw``: the output size when the native
+        bands are resized (``--outscale``); ``itemsize``: bytes per value of the input tensor (1: uint8
+        pixels, 4: 16-bit or float), which is also the output's kind (uint8, uint16, float32).
         """
-        x = torch.rand(1, 3, n, n)
+        s = int(s if s is not None else self.native_scale)
+        if self._bpp is None:
+            self._bpp = self._bytes_per_pixel(s=s)
+        limit = BUDGET_FILL * self.max_memory
+        whole = self._plan_bytes(h, w, s, None, resized_hw, itemsize)
+        if whole <= limit:
+            return None
+        best = None
+        for tile in range(16, max(h, w) + 8, 8):  # the plan grows with the tile
+            if self._plan_bytes(h, w, s, tile, resized_hw, itemsize) > limit:
+                break
+            best = tile
+        if best is None:
+            need = self._plan_bytes(h, w, s, 16, resized_hw, itemsize) / BUDGET_FILL
+            oh, ow = resized_hw or (h * s, w * s)
+            raise LightSRError(f"--max-memory {_size(self.max_memory)} is too small for a {w}x{h} image at x{s}: "
+                               f"its {ow}x{oh} output, an encoder's copy of it and the smallest tile need "
+                               f"about {_size(need)}")
+        return best
+
+    def _plan_bytes(self, h: int, w: int, s: int, tile: int | None, resized_hw: tuple[int, int] | None,
+                    itemsize: int) -> float:
+        """Planned peak growth of process memory (bytes) upscaling an h x w image with ``tile`` (None:
+        whole): the larger of the model phase and the writing phase.
+
+        Model phase: the caller's image and its (3, h, w) copy (``itemsize`` each, an upper bound for
+        the caller's), the output (``itemsize`` a value too), the band of tiles accumulated in float32
+        (``(tile + 2 b) s`` rows of the native output width, plus the ``2 b s`` rows carried to the next
+        band), the model calls on one tile's pixels (``_bpp``: measured per input pixel, with their
+        input, float output and the previous tile's output still referenced), what each distinct tile
+        shape keeps (``_shape_bytes``; up to 4 heights x 4 widths), and with ``--outscale`` a few rows
+        of the resize. Writing phase: the image, the output, an encoder's copy of it and every shape's
+        keep. Both add what the probe calls kept (``_fixed_bytes``).
+        """
+        oh, ow = resized_hw or (h * s, w * s)
+        image = h * w * 3 * itemsize
+        output = oh * ow * 3 * itemsize  # uint8 out of uint8; 16-bit (int32 here) and float: 4, an upper bound
+        bpp = self._bpp * BUDGET_SAFETY
+        resize = 12.0 * 64 * (w * s + ow) if resized_hw is not None else 0.0
+        if tile is None or (tile >= h and tile >= w):
+            model = bpp * h * w + resize + self._shape_bytes
+        else:
+            pad, b = self.tile_pad, min(self.tile_pad // 2, tile // 2)
+            th, tw = min(tile + 2 * pad, h), min(tile + 2 * pad, w)
+            band = 12.0 * s * w * s * (min(tile, h) + 4 * b)
+            sides = lambda n: len({min(t + tile + pad, n) - max(t - pad, 0) for t in range(0, n, tile)})  # noqa: E731
+            shapes = sides(h) * sides(w) * self._shape_bytes
+            model = band + bpp * th * tw + shapes + resize
+        writing = 2 * image + output * (1 + ENCODER_COPY) + self._shape_bytes * 16
+        return self._fixed_bytes + max(2 * image + output + model, writing)
+
+    def _tiles_like(self, x: torch.Tensor, s: float, k: int) -> None:
+        """``k`` model calls on ``x`` in a row, each output held until the next call ends, as tiles run."""
+        y = None
+        for _ in range(k):
+            y = self._forward(x, s, whole=False)
+        del y
+
+    def _bytes_per_pixel(self, n: int = 64, s: float | None = None) -> float:
+        """Working memory of the model calls of tiles, per input pixel, measured at the precision and
+        memory format the upscaler runs: one n x n call, then three 2n x 2n calls in a row.
+
+        CPU on Linux: the real peak of the process's resident memory during the probes, as the kernel
+        records it (``VmHWM``, reset to the current RSS just before each probe through
+        ``/proc/self/clear_refs``, after freed heap is handed back). The calls are the ones tiles make
+        (:meth:`_forward`: uint8 pixels made float, the channels_last and bf16 copies, oneDNN's scratch
+        space, per-thread buffers, the float32 output and its copy), so whatever they touch counts;
+        the three in a row, each output held until the next call ends as ``_tiled`` holds it, also
+        catch the heap the allocator does not reuse from one call to the next (one call alone
+        measures 800-1300 B/px for rlfn_s in bf16 here, three in a row 1200-1650). The cost per pixel
+        is the larger of the 2n probe's peak per pixel and the slope between the two probes (a fixed
+        part makes large tiles cheaper per pixel, never dearer). A 16 x 16 call runs first: what the
+        calls keep once freed heap is handed back (thread arenas, oneDNN's kernels and primitives) goes
+        to ``_fixed_bytes``, and the most one new shape kept to ``_shape_bytes`` (each tile shape gets
+        its own primitives: ~0.85 MB for rlfn_s). Resetting the high-water mark also resets what
+        ``getrusage`` reports as this process's peak so far.
+        CUDA: peak bytes allocated on the GPU, plus the float32 input and two outputs the host holds.
+        Elsewhere (no /proc: macOS, Windows): an estimate, 16 x the largest module output per pixel
+        (rlfn_s in bf16 measures 12-17 x here).
+        """
+        s = float(s if s is not None else self.scale or 2)
+        probe = lambda k: torch.randint(0, 256, (1, 3, k, k), dtype=torch.uint8)  # noqa: E731
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             base = torch.cuda.memory_allocated(self.device)
-            self._forward(x, float(self.scale or 2))
+            self._forward(probe(n), s, whole=False)
             torch.cuda.synchronize(self.device)
-            return max(torch.cuda.max_memory_allocated(self.device) - base, 1) / (n * n)
+            return max(torch.cuda.max_memory_allocated(self.device) - base, 1) / (n * n) + 12.0 * (1 + 2 * s * s)
+        rss0 = _trimmed_rss()
+        first = _peak_growth(lambda: self._forward(probe(16), s, whole=False))
+        if rss0 is not None and first is not None:
+            kept0 = _trimmed_rss()
+            small = _peak_growth(lambda: self._forward(probe(n), s, whole=False))
+            kept1 = _trimmed_rss()
+            big = _peak_growth(lambda: self._tiles_like(probe(2 * n), s, 3))
+            kept2 = _trimmed_rss()
+            if None not in (small, big, kept0, kept1, kept2):
+                self._fixed_bytes = float(max(kept2 - rss0, 0))
+                self._shape_bytes = float(max(kept1 - kept0, kept2 - kept1, 0))
+                p1, p2 = n * n, 4 * n * n
+                return max(big / p2, (big - small) / (p2 - p1), 1.0)
         biggest = [0]
 
         def hook(_m, _i, out):
@@ -366,11 +464,71 @@ class Upscaler:
 
         hooks = [m.register_forward_hook(hook) for m in self.model.modules() if not list(m.children())]
         try:
-            self._forward(x, float(self.scale or 2))
+            self._forward(probe(n), s, whole=False)
         finally:
             for hk in hooks:
                 hk.remove()
-        return 4.0 * biggest[0] / (n * n)
+        return 16.0 * biggest[0] / (n * n)
+
+
+# --max-memory: the plan of ``Upscaler._tile_for_budget`` (issue 29; benchmarks/peak_memory.py --max-memory)
+BUDGET_SAFETY = 1.5  # x the measured working memory per pixel: tiles in a run cost up to ~1.4 x a probe
+BUDGET_FILL = 0.8  # plan to this share of the budget: allocator slack, fragmentation between tiles
+ENCODER_COPY = 4 / 3  # writing the output, Pillow holds it again, RGB as 4 bytes a pixel (measured: 1.37)
+
+
+def _size(nbytes: float) -> str:
+    """Bytes as --max-memory writes them: 1.5G, 640M."""
+    for unit, mult in (("G", 2**30), ("M", 2**20), ("K", 2**10)):
+        if nbytes >= mult:
+            return f"{nbytes / mult:.3g}{unit}"
+    return f"{nbytes:.0f}B"
+
+
+def _proc_status(key: str) -> int | None:
+    """A ``/proc/self/status`` memory line in bytes (``VmRSS``, ``VmHWM``); None where there is none."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS record of this process to its current RSS (Linux); False if not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _trimmed_rss() -> int | None:
+    """This process's resident memory (bytes) once freed heap is handed back; None without /proc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+    return _proc_status("VmRSS")
+
+
+def _peak_growth(fn) -> int | None:
+    """Peak growth of this process's resident memory while ``fn()`` runs, in bytes, as the kernel
+    records it (Linux); None where the peak cannot be reset and read."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)  # freed heap back to the OS first: a call must not hide in pages kept from earlier work
+    if not _reset_peak_rss():
+        return None
+    before = _proc_status("VmRSS")
+    fn()
+    peak = _proc_status("VmHWM")
+    if before is None or peak is None:
+        return None
+    return max(peak - before, 0)
 
 
 @functools.lru_cache(maxsize=1)

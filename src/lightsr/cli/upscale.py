@@ -39,7 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--tile", type=int, default=0, metavar="N", help="tile size in input pixels (0: whole image)")
     p.add_argument("--tile-pad", type=int, default=16, metavar="P", help="context pixels around each tile")
     p.add_argument("--max-memory", default=None, metavar="SIZE",
-                   help="working-memory budget, e.g. 2G or 512M: picks the tile size")
+                   help="memory budget, e.g. 2G or 512M: the process's peak RSS growth once the model is "
+                        "loaded (input, output, the encoder's copy, the model's measured cost per tile pixel) "
+                        "picks the tile size; a budget too small for the output is refused in one line")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="auto (default): bf16 where the device does it natively and the model tolerates it, "
                         "else fp32; fp16 on CUDA only")
