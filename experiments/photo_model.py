@@ -6,6 +6,7 @@
     python experiments/photo_model.py run pilot_mild         # 1,000 steps, --degradation photo_mild
     python experiments/photo_model.py run x4 [--time_limit MIN]   # the shipped photo model, x4
     python experiments/photo_model.py table [--sets Set14 BSD100] [--runs pilot_photo x4 ...]
+    python experiments/photo_model.py ship x4 [--overwrite]   # final weights -> src/lightsr/weights
 
 ``table`` prints Y-PSNR / SSIM (standard protocol, shave = scale) on benchmark images made into the
 inputs users bring: HR -> MATLAB bicubic x4 -> JPEG at q40 / q60 / q75 / q90 (Pillow, 4:2:0), and the
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "experiments" / "photo"
 BENCH = ROOT.parent / "shared" / "data" / "benchmark"
-QUALITIES = (None, 90, 75, 60, 40)  # None: the clean LR
+QUALITIES = (None, 95, 90, 75, 60, 40)  # None: the clean LR
 ARMS = {  # arm -> (scale, degradation, iterations)
     "pilot_photo": (4, "photo_strong", 1000),  # was named "photo" when it ran; same parameters
     "pilot_jpeg": (4, "jpeg", 1000),
@@ -91,6 +92,44 @@ def table(sets: list[str], runs: list[str]) -> int:
     return 0
 
 
+def ship(arm: str, overwrite: bool) -> int:
+    """The run's final (EMA) weights into the package as ``rlfn_s_photo_x{scale}.safetensors``, with
+    the metadata every shipped file carries and its figures on clean and JPEG q75 input."""
+    import json
+    import subprocess
+
+    from lightsr.checkpoint import read_metadata, read_state_dict, save_weights
+    from lightsr.evaluate import evaluate
+    from lightsr.models import build_model
+    from lightsr.models.registry import WEIGHTS_DIR
+
+    d = run_dir(arm)
+    cfg = json.loads((d / "config.json").read_text())
+    scale, final = int(cfg["scale"]), d / "final.safetensors"
+    model = build_model("rlfn_s", scale, str(final))
+    sets = [BENCH / s for s in ("Set5", "Set14", "BSD100")]
+    clean = evaluate(model, sets, scale, progress=False)
+    q75 = evaluate(model, sets, scale, progress=False, jpeg=75)
+    cpu_h = sum(float(r["cpu_min"]) for r in csv.DictReader(open(d / "sessions.csv"))) / 60
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    fin = read_metadata(final)
+    best = read_metadata(d / "best.safetensors")
+    meta = {"model": "rlfn_s", "scale": scale, "kind": "photo", "step": int(cfg["iters"]), "recipe": "photo",
+            "degradation": cfg["degradation"], "seed": cfg["seed"], "init": cfg["init"],
+            "cpu_hours": round(cpu_h, 2), "ema": bool(cfg["ema"]),
+            "data": "BSDS400 + T91 (10 BSDS400 images held out for validation)",
+            "val": best.get("val"), "val_psnr_y": fin.get("val_psnr_y", best.get("val_psnr_y")),
+            "commit": commit, "run": str(d.relative_to(ROOT)),
+            **{f"{k.lower()}_psnr_y": round(v["psnr"], 4) for k, v in clean.items()},
+            **{f"{k.lower()}_ssim": round(v["ssim"], 4) for k, v in clean.items()},
+            **{f"{k.lower()}_q75_psnr_y": round(v["psnr"], 4) for k, v in q75.items()}}
+    dst = WEIGHTS_DIR / f"rlfn_s_photo_x{scale}.safetensors"
+    save_weights(read_state_dict(final), dst, meta, overwrite=overwrite)
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -101,7 +140,12 @@ def main() -> int:
     t = sub.add_parser("table")
     t.add_argument("--sets", nargs="+", default=["Set14", "BSD100"])
     t.add_argument("--runs", nargs="*", default=list(ARMS))
+    sh = sub.add_parser("ship")
+    sh.add_argument("arm", choices=["x4", "x2"])
+    sh.add_argument("--overwrite", action="store_true")
     a = p.parse_args()
+    if a.cmd == "ship":
+        return ship(a.arm, a.overwrite)
     return run(a.arm, a.seed, a.time_limit) if a.cmd == "run" else table(a.sets, a.runs)
 
 
