@@ -21,8 +21,9 @@ from typing import Callable
 from .imageio import ImageData
 
 # JPEG at this quality or above is treated as clean: where the photo weights stop beating the clean
-# ones on JPEG input (results/photo.md, "crossover")
-CLEAN_JPEG_QUALITY = 95
+# ones on JPEG input. Measured (results/photo.md, "crossover"), Set14 / BSD100 x4, photo - clean weights:
+# q90 +0.17 / +0.10 dB, q95 -0.14 / -0.07 dB; interpolated, the two cross at about q93 on both sets
+CLEAN_JPEG_QUALITY = 93
 
 KINDS = ("clean", "photo")
 

@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (.safetensors or .pth)")
     p.add_argument("--kind", default="auto", choices=["auto", "clean", "photo"],
                    help="which shipped weights: auto (default): the photo weights for compressed input (JPEG "
-                        "below q95, lossy WebP) where the model has them, else the clean (bicubic-trained) ones; "
+                        "below q93, lossy WebP) where the model has them, else the clean (bicubic-trained) ones; "
                         "clean or photo for every input")
     p.add_argument("--scale", type=scale_or_pair, default=None,
                    help="the model's native scale (default: the checkpoint's own, else 4; a checkpoint with "
