@@ -56,6 +56,12 @@ def run_once(src: Path, out: Path, tile: int, outscale: float | None, threads: i
         cmd += ["--tile", str(tile)]
     if outscale:
         cmd += ["--outscale", str(outscale)]
+    usage, wall = _run(cmd, threads, " ".join(cmd))
+    return usage.ru_maxrss / 1024.0, wall  # Linux reports kilobytes
+
+
+def _run(cmd: list[str], threads: int, name: str):
+    """Run ``cmd`` with ``threads`` OpenMP threads; (its resource usage, wall seconds); exit on failure."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -64,8 +70,8 @@ def run_once(src: Path, out: Path, tile: int, outscale: float | None, threads: i
     err = proc.stderr.read().decode()
     proc.stderr.close()
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
-    return usage.ru_maxrss / 1024.0, wall  # Linux reports kilobytes
+        raise SystemExit(f"{name} failed:\n{err}")
+    return usage, wall
 
 
 def measure(size: tuple[int, int], tile: int, outscale: float | None, repeat: int, threads: int) -> dict:
@@ -155,15 +161,7 @@ def run_budget(src: Path, out: Path, max_memory: str, outscale: float | None, th
            "--overwrite", "--max-memory", max_memory]
     if outscale:
         cmd += ["--outscale", str(outscale)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd[:2])} ... {' '.join(cmd[3:])} failed:\n{err}")
+    usage, wall = _run(cmd, threads, f"{' '.join(cmd[:2])} ... {' '.join(cmd[3:])}")
     rec = json.loads(rec_path.read_text())
     base = rec["base"] / MB
     return {"base_mb": base, "growth_mb": rec["hwm"] / MB - base, "maxrss_growth_mb": usage.ru_maxrss / 1024.0 - base,
