@@ -260,3 +260,19 @@ def test_compare_on_jpeg_input_with_photo_weights(photo_weights, set5, tmp_path,
 
     assert db(q40, "bicubic") < db(clean, "bicubic") - 0.3
     assert db(q40, "rlfn_s (photo)") != db(q40, "rlfn_s")
+
+
+def test_broken_jpeg_in_a_folder_is_one_line_and_the_rest_goes_on(photo_weights, tmp_path, capsys):
+    """Item 5: a JPEG that fails to decode is one line; the folder's other files (one JPEG, one PNG) are
+    upscaled with their weights."""
+    from lightsr.cli import main
+
+    src = _inputs(tmp_path / "in")
+    data = (src / "q75.jpg").read_bytes()
+    (src / "broken.jpg").write_bytes(data[: len(data) // 2])
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out"), "--precision", "fp32", "-q"]) == 1
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "broken.jpg" in ln]
+    assert len(lines) == 1 and "cannot read image" in lines[0]
+    assert "1 failed" in err and "upscaled 4 images" in err
+    assert np.array_equal(read(tmp_path / "out" / "q75.jpg").array.shape, (96, 80, 3))

@@ -109,8 +109,8 @@ def read(path: str | os.PathLike, max_pixels: int | None = None) -> ImageData:
         fmt, mode = im.format or "", im.mode
         icc = im.info.get("icc_profile") or None
         info = {k: im.info[k] for k in ("dpi",) if k in im.info}
-        lossy, quality = compression(im, path)
         try:
+            lossy, quality = compression(im, path)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 im.load()  # decodes everything: truncated / corrupt data fails here
