@@ -5,6 +5,7 @@
     python experiments/photo_model.py run pilot_jpeg         # 1,000 steps, --degradation jpeg
     python experiments/photo_model.py run pilot_mild         # 1,000 steps, --degradation photo_mild
     python experiments/photo_model.py run x4 [--time_limit MIN]   # the shipped photo model, x4
+    python experiments/photo_model.py run x4_jpeg           # second x4 candidate, --degradation photo_jpeg
     python experiments/photo_model.py table [--sets Set14 BSD100] [--runs pilot_photo x4 ...]
     python experiments/photo_model.py ship x4 [--overwrite]   # final weights -> src/lightsr/weights
 
@@ -30,6 +31,7 @@ ARMS = {  # arm -> (scale, degradation, iterations)
     "pilot_mild": (4, "photo_mild", 1000),
     "x4": (4, "photo", 5_000),
     "x2": (2, "photo", 5_000),
+    "x4_jpeg": (4, "photo_jpeg", 5_000),  # the second x4 candidate: JPEG first, 10 % clean
 }
 
 

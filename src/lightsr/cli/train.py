@@ -65,7 +65,7 @@ def add_parser(sub) -> None:
     flag("repeat", type=int, help="times every image is visited per epoch")
     flag("degradation", metavar="NAME", help="how fixed-scale LR patches are made (lightsr.data.degradations): "
          "bicubic (default, MATLAB bicubic), jpeg (+ JPEG q 30-95), photo (the photo weights': mild blur, "
-         "resize, noise, JPEG, 1-2 rounds, 20 %% of samples clean), photo_mild, photo_strong")
+         "resize, noise, JPEG, 1-2 rounds, 20 %% of samples clean), photo_jpeg, photo_mild, photo_strong")
     flag("val_jpeg", type=int, metavar="Q", help="validate on LR saved as JPEG at quality Q (1-100; photo "
          "models), not the clean LR")
     flag("lr", type=float, help="peak learning rate")
