@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {spec} | {ms:.0f} | {ms / base:.2f}x |")
 
     if args.flops:
-        from lightsr.profile import count_macs, count_params
+        from lightsr.profile import count_flops, count_params
 
         scales = [int(s) for s in (args.scales or str(args.scale)).split(",")]
         print("\n| model | scale | params | MACs at 1280x720 (G) |\n|---|---|---|---|")
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in scales:
                 model = build_model(name, s)
                 with official_hit(variant == "official"):
-                    macs = count_macs(model, s, (720, 1280))
+                    macs = count_flops(model, s, (720, 1280))
                 print(f"| {spec} | x{s} | {count_params(model):,} | {macs / 1e9:.2f} |", flush=True)
     return 0
 

@@ -47,7 +47,7 @@ TRAIN_MODELS = ["DEFAULT", "hasn", "srformer_c2d"]
 
 
 def default_model() -> str:
-    from lightsr.upscaler import DEFAULT_MODEL
+    from lightsr.models.resolve import DEFAULT_MODEL
 
     return DEFAULT_MODEL
 
@@ -131,7 +131,7 @@ def train_rate(name: str, scale: int, fast: bool, device, batch: int, patch: int
 
     torch.manual_seed(0)
     model = create_model(name, scale=scale).to(device).train()
-    prec = P.resolve("auto", device) if fast else "fp32"
+    prec = P.choose("auto", device) if fast else "fp32"
     cl = fast and P.prepare(model, device, prec)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = P.to_format(torch.rand(batch, 3, patch, patch, device=device), cl)

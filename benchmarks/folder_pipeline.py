@@ -152,7 +152,7 @@ def png_levels(args) -> None:
     import lightsr
     from lightsr.data.benchmark import make_lr
     from lightsr.imageio import read_image, write_image
-    from lightsr.upscaler import SAMPLE
+    from lightsr.api import SAMPLE
 
     torch.set_num_threads(args.threads)
     files = sorted(p for p in BSD100.iterdir() if p.suffix.lower() == ".png")[: args.n_png]

@@ -118,6 +118,7 @@ def reset_hwm():
         f.write("5")
 
 rec = {"base": None, "hwm": 0, "tiles": []}
+import lightsr.memory as M
 import lightsr.upscaler as U
 
 _init = U.Upscaler.__init__
@@ -128,19 +129,18 @@ def init(self, *a, **k):
         reset_hwm()
 U.Upscaler.__init__ = init
 
-_reset = getattr(U, "_reset_peak_rss", None)
-if _reset is not None:  # the upscaler's probe resets the high-water mark: keep the peak before it
-    def reset_wrapped():
-        rec["hwm"] = max(rec["hwm"], status("VmHWM"))
-        return _reset()
-    U._reset_peak_rss = reset_wrapped
+_reset = M.reset_peak_rss
+def reset_wrapped():  # the upscaler's probe resets the high-water mark: keep the peak before it
+    rec["hwm"] = max(rec["hwm"], status("VmHWM"))
+    return _reset()
+M.reset_peak_rss = reset_wrapped
 
-_tile = U.Upscaler._tile_for_budget
+_tile = M.TilePlanner.tile_for_budget
 def tile_recorded(self, *a, **k):
     t = _tile(self, *a, **k)
     rec["tiles"].append(t)
     return t
-U.Upscaler._tile_for_budget = tile_recorded
+M.TilePlanner.tile_for_budget = tile_recorded
 
 from lightsr.cli import main
 t0 = time.perf_counter()
@@ -199,7 +199,7 @@ def measure_budget(size: tuple[int, int], max_memory: str, outscale: float | Non
 
 
 def _parse_size(text: str) -> float:
-    from lightsr.upscaler import parse_memory
+    from lightsr.cli._options import parse_memory
 
     return parse_memory(text)
 

@@ -19,7 +19,8 @@ def _run(cfg: dict, queue) -> None:
     import torch
 
     from lightsr.models import create_model, list_models
-    from lightsr.upscaler import DEFAULT_MODEL, Upscaler
+    from lightsr.models.resolve import DEFAULT_MODEL
+    from lightsr.upscaler import Upscaler
 
     torch.set_num_threads(cfg["threads"])
     name = cfg["model"] or (DEFAULT_MODEL if DEFAULT_MODEL in list_models() else "imdn")

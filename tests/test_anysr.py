@@ -8,12 +8,13 @@ import random
 import pytest
 import torch
 
+from lightsr.checkpoint import warm_start
 from lightsr.errors import LightSRError
 from lightsr.layers.coords import coord_grid, make_cell
 from lightsr.models.srno import SRNOHead
 from lightsr.layers.slimmable import SlimConv2d, slim_channels
 from lightsr.models import create_model
-from lightsr.models.anysr import (SCALE_GROUPS, AnySR, AnySRRDB, EDSRAnySR, build_anysr, init_from_arbitrary,
+from lightsr.models.anysr import (SCALE_GROUPS, AnySR, AnySRRDB, EDSRAnySR, build_anysr, NEW_PARAMETERS, from_original,
                                   count_macs, interweave, scale_group)
 from lightsr.train.anysr import anysr_train_step, choose_subnet, train_step_hook
 
@@ -275,21 +276,21 @@ def test_init_from_trained_arbitrary_model():
     torch.manual_seed(0)
     src = create_model("srno_edsr").eval()
     m = build_anysr("srno", "edsr", ase="none", mode="full").eval()
-    rep = init_from_arbitrary(m, src)
+    rep = warm_start(m, src, fresh=NEW_PARAMETERS, filter=from_original)
     assert rep["fresh"] == []
     x = torch.rand(1, 3, 5, 5)
     with torch.no_grad():
         assert torch.allclose(m(x, scale=2.3), src(x, scale=2.3), atol=1e-5)
     full = build_anysr("srno", "edsr")
-    rep = init_from_arbitrary(full, src.state_dict())
+    rep = warm_start(full, src.state_dict(), fresh=NEW_PARAMETERS, filter=from_original)
     assert len(rep["fresh"]) == 64  # fc1/fc2 weight+bias of 16 blocks: the only new parameters
     assert torch.equal(full.encoder.body[3].conv1.weight, src.encoder.body[3].body[0].weight)
     with pytest.raises(LightSRError):
-        init_from_arbitrary(full, create_model("liif_edsr"))
+        warm_start(full, create_model("liif_edsr"), fresh=NEW_PARAMETERS, filter=from_original)
 
 
 def test_engine_init_maps_an_arbitrary_scale_checkpoint(tmp_path):
-    """`lightsr train --init srno_edsr.safetensors` on an AnySR model goes through init_from_arbitrary."""
+    """`lightsr train --init srno_edsr.safetensors` on an AnySR model maps it through from_original."""
     import torch
 
     from lightsr.checkpoint import save_weights
@@ -299,6 +300,6 @@ def test_engine_init_maps_an_arbitrary_scale_checkpoint(tmp_path):
     src = create_model("srno_edsr")
     path = save_weights(src, tmp_path / "srno.safetensors")
     model = create_model("anysr_srno_edsr")
-    report = init_from(model, path, head=())
-    assert report["loaded"] > 0 and all(".fc" in k for k in report["head_kept"]) and report["head_kept"]
+    report = init_from(model, path, head=(), name="anysr_srno_edsr")
+    assert report["loaded"] > 0 and all(".fc" in k for k in report["fresh"]) and report["fresh"]
     assert torch.equal(model.encoder.body[0].conv1.weight, src.encoder.body[0].body[0].weight)

@@ -201,11 +201,11 @@ def test_continuous_model_tiled(tmp_path, capsys, ckpt, img, monkeypatch):
 def test_recipe_samples_groups_as_algorithm1():
     """t ~ U{1..T}, s ~ S_t: every scale is one of S (the official sweep, today's default, drifts by 0.1
     from a random start and hits S only by chance); a pure function of (seed, step)."""
-    from lightsr.train.config import resolve
+    from lightsr.train.config import import_object
     from lightsr.train.recipes import AnySRSweep, get_recipe
 
     cfg = get_recipe("anysr")
-    fn = resolve(cfg.scale_schedule, "scale schedule")(cfg)
+    fn = import_object(cfg.scale_schedule, "scale schedule")(cfg)
     draws = [fn(np.random.default_rng([cfg.seed, k, 0x5CA1E]), k) for k in range(800)]
     members = {s for g in SCALE_GROUPS for s in g}
     assert set(draws) <= members
@@ -214,7 +214,7 @@ def test_recipe_samples_groups_as_algorithm1():
     again = [fn(np.random.default_rng([cfg.seed, k, 0x5CA1E]), k) for k in range(800)]
     assert again == draws  # the data stream's per-step generator is a function of (seed, step) only
     sweep = get_recipe("anysr_sweep")
-    assert resolve(sweep.scale_schedule, "scale schedule") is AnySRSweep and sweep.scale_max == 4.1
+    assert import_object(sweep.scale_schedule, "scale schedule") is AnySRSweep and sweep.scale_max == 4.1
 
 
 def _small_anysr() -> AnySR:

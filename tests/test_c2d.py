@@ -10,7 +10,8 @@ from lightsr.errors import LightSRError
 from lightsr.layers.attention import channel_self_correlation
 from lightsr.layers.window import mirror_pad
 from lightsr.models import create_model
-from lightsr.models.c2d import (HiETAttention, HiETBlock, hierarchical_encoding, init_from_stage1)
+from lightsr.checkpoint import warm_start
+from lightsr.models.c2d import HiETAttention, HiETBlock, hierarchical_encoding, stage1_body
 
 # Table 1 of the paper (params); ours = design "dfe MLP, post-norm, 1 fusion per block" (c2d.py)
 OURS = {("swinir_c2d", 2): 759_048, ("swinir_c2d", 3): 767_163, ("swinir_c2d", 4): 778_524,
@@ -233,10 +234,13 @@ def test_continuous_twin_and_stage2_init():
     x = torch.rand(1, 3, 9, 11)
     with torch.no_grad():
         assert twin(x, scale=2.5).shape == (1, 3, 22, 28)
-        model = init_from_stage1(create_model("swinir_c2d", 3, blocks=1), twin).eval()
+        model = create_model("swinir_c2d", 3, blocks=1)
+        rep = warm_start(model, twin, fresh=("upsample",), filter=stage1_body)
+        assert rep["fresh"] == [k for k in model.state_dict() if k.startswith("upsample.")] and rep["fresh"]
+        assert rep["dropped"] and all(not k.startswith("encoder.") for k in rep["dropped"])  # HIIF-L
         assert torch.equal(model.forward_features(x), twin.encoder.forward_features(x))
     with pytest.raises(LightSRError):
-        init_from_stage1(create_model("swinir_c2d", 3, blocks=2), twin)
+        warm_start(create_model("swinir_c2d", 3, blocks=2), twin, fresh=("upsample",), filter=stage1_body)
 
 
 @pytest.mark.parametrize("opts", [{"dim": 12}, {"attention": "scc", "skips": None, "windows": [16, 8, 8, 16]}])

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from lightsr.checkpoint import json_text, load_checkpoint, read_metadata, read_state_dict, save_weights, write_json
+from lightsr.checkpoint import load_checkpoint, read_metadata, read_state_dict, save_weights
+from lightsr.files import json_text, write_json
 from lightsr.errors import LightSRError
 
 

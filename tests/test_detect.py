@@ -4,12 +4,17 @@ over the whole registry, the refusals, ``lightsr info`` and ``lightsr eval --wei
 How these tests were seen to fail (detection broken on purpose, then restored):
 
 * the pixel-shuffle scale formula changed to ``s = isqrt(out / 3) + 1`` in
-  ``loading._pixel_shuffle_scale``: every IMDN / RLFN-S / HASN / RDB-ESA / transformer case of the
+  ``detect.pixel_shuffle_scale``: every IMDN / RLFN-S / HASN / RDB-ESA / transformer case of the
   reference and round-trip tests failed ("cannot tell which architecture ... up-sampler ...");
   ``test_wrong_guess_is_refused_not_returned`` keeps that check permanent;
 * ``hie`` read as ``mlp_in == dim`` instead of ``dim + 2``: every C2D case of the round trip failed;
 * the AnySR-RDN preference (``PREFER``) emptied: the ``liif_rdn`` cases failed as ambiguous, which
-  ``test_exact_tie_is_refused_without_the_rule`` asserts on purpose.
+  ``test_exact_tie_is_refused_without_the_rule`` asserts on purpose;
+* ``@detector`` taken off ``rdb_esa``'s detector (models/rdb_esa.py): the round trip failed for
+  rdb_esa x2/x3/x4, its variant and ``rdb_esa_hiif`` (every registered model with tensors is a case,
+  so a model without a detector cannot pass); ``traits=`` taken off imdn's registration: importing
+  the models raised ``ValueError: model 'imdn': a fixed-scale model states its input traits``, so
+  every test failed (tests/test_registry.py checks the refusal itself).
 """
 from __future__ import annotations
 
@@ -24,9 +29,10 @@ from PIL import Image
 
 from lightsr import LightSRError
 from lightsr.cli import main
+from lightsr.models import detect as detection
 from lightsr.models import get_entry, list_models
-from lightsr.models import loading
-from lightsr.models.loading import Descriptor, describe, detect, read_any_state_dict, resolve
+from lightsr.models.loading import Descriptor, describe, detect, read_any_state_dict
+from lightsr.models.resolve import resolve
 
 from conftest import BENCHMARK, need
 
@@ -72,12 +78,15 @@ VARIANTS: dict[str, list[dict]] = {
 }
 
 
+def _weightless() -> set[str]:
+    """Registered models without a single tensor (nothing to detect): bicubic only."""
+    return {n for n in list_models() if not _shapes(n, 4 if get_entry(n).scales else None, {})}
+
+
 def _cases() -> list[tuple[str, int | None, dict]]:
     out = []
-    for name in list_models():
+    for name in sorted(set(list_models()) - _weightless()):
         entry = get_entry(name)
-        if name == "bicubic":  # no weights: nothing to detect
-            continue
         for s in entry.scales or (None,):
             out.append((name, None if s is None else int(s), {}))
         out += [(name, 4 if entry.scales else None, opts) for opts in VARIANTS.get(name, [])]
@@ -91,7 +100,7 @@ def _expected_scale(name: str, scale):
 def _shapes(name: str, scale, opts: dict) -> list[tuple[str, tuple[int, ...]]]:
     """The registered builder's state-dict names and shapes, built on the meta device (cached, so the
     detector's own verification build of the same model is free)."""
-    return list(loading._meta_build(name, scale, loading._key(opts))[0])
+    return detection.build_shapes(name, scale, opts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,7 +186,9 @@ def test_round_trip_every_registered_model_and_weight_option():
     back to the same name, scale and options from its names and shapes alone."""
     failures = []
     cases = _cases()
-    assert len({c[0] for c in cases}) == len(list_models()) - 1  # all but bicubic
+    assert _weightless() == {"bicubic"}  # a model added without tensors would escape the check
+    assert {c[0] for c in cases} == set(list_models()) - {"bicubic"}  # every other registered model
+    assert set(VARIANTS) <= set(list_models())  # no option list left behind by a renamed model
     for name, scale, opts in cases:
         sd = {k: torch.empty(s, device="meta") for k, s in _shapes(name, scale, opts)}
         try:
@@ -283,7 +294,7 @@ def test_anysr_rdn_without_ase_is_reported_as_its_base():
 
 
 def test_exact_tie_is_refused_without_the_rule(monkeypatch):
-    monkeypatch.setattr(loading, "PREFER", ())
+    monkeypatch.setattr(detection, "PREFER", ())
     with pytest.raises(LightSRError, match=r"ambiguous.*liif_rdn.*anysr_liif_rdn"):
         detect(_meta_sd("liif_rdn"))
 
@@ -327,7 +338,7 @@ def test_other_width_of_a_fixed_family_is_refused_with_the_reason():
 
 def test_wrong_guess_is_refused_not_returned(monkeypatch):
     """A broken scale formula cannot produce a wrong model: every guess is verified by building it."""
-    monkeypatch.setattr(loading, "_pixel_shuffle_scale", lambda out, per=3: 3)
+    monkeypatch.setattr(detection, "pixel_shuffle_scale", lambda out, per=3: 3)
     with pytest.raises(LightSRError, match="imdn"):
         detect(_meta_sd("imdn", 4))
 
@@ -390,24 +401,30 @@ def test_info_continuous_scale_is_null(tmp_path, capsys):
 
 
 def test_resolve_builds_and_loads_strictly(reference):
+    """The front door: a checkpoint alone, as the spec, named with it (NAME, weights= or NAME=PATH)."""
     path = need(reference / "imdn_x2.pth")
-    model, d = resolve(None, path)
-    assert isinstance(d, Descriptor) and (d.model, d.scale, d.params) == ("imdn", 2, 694_404)
+    d = resolve(None, path)
+    assert isinstance(d, Descriptor) and (d.model, d.scale, d.params, d.origin) == ("imdn", 2, 694_404, "file")
     ref = torch.load(path, map_location="cpu", weights_only=True)
-    assert torch.equal(model.fea_conv.weight, ref["module.fea_conv.weight"]) and not model.training
-    same, d2 = resolve(path)  # a path as the spec
-    assert d2.model == "imdn" and same.scale == 2
-    named, d3 = resolve("imdn", weights=path)  # a name with weights: the scale comes from the file
-    assert named.scale == 2 and d3.scale == 2
+    assert torch.equal(d.module.fea_conv.weight, ref["module.fea_conv.weight"]) and not d.module.training
+    d2 = resolve(path)  # a path as the spec
+    assert d2.model == "imdn" and d2.module.scale == 2
+    d3 = resolve("imdn", weights=path)  # a name with weights: the scale comes from the file
+    assert d3.module.scale == 2 and d3.scale == 2
+    assert resolve(f"imdn={path}").scale == 2  # NAME=PATH
     with pytest.raises(LightSRError, match="holds imdn weights, not rlfn_s"):
         resolve("rlfn_s", weights=path)
-    carn, dc = resolve(None, need(reference / "carn_m.pth"), scale=3)
-    assert carn.scale == 3 and dc.scale == (2, 3, 4) and dc.run_scale(3) == 3
+    dc = resolve(None, need(reference / "carn_m.pth"), scale=3)
+    assert dc.module.scale == 3 and dc.scale == 3  # the x3 head of the x2/x3/x4 network was built
+    assert describe(need(reference / "carn_m.pth")).scale == (2, 3, 4)
     with pytest.raises(LightSRError, match="pass --scale"):
         resolve(None, need(reference / "carn_m.pth"))
-    bare, db = resolve("swinir_light", scale=2)  # a name without weights: random init, named descriptor
+    db = resolve("swinir_light", scale=2, pretrained=False)  # random init, named descriptor
     assert db.model == "swinir_light" and db.scale == 2 and not db.detected and db.window_multiple == 8
-    assert db.source is None
-    shipped, ds = resolve("rdb_esa", scale=3)  # a name whose weights ship with lightsr
+    assert db.source is None and db.origin is None
+    with pytest.raises(LightSRError, match="no shipped or published weights"):
+        resolve("swinir_light", scale=2)  # a model that needs weights and has none: one line
+    ds = resolve("rdb_esa", scale=3)  # a name whose weights ship with lightsr
     if get_entry("rdb_esa").shipped_weights(3) is not None:
         assert ds.source.endswith("rdb_esa_x3.safetensors") and ds.detected and ds.scale == 3
+        assert ds.origin == "shipped"

@@ -14,7 +14,8 @@ from torch import nn
 from lightsr import LightSRError
 from lightsr.cli import main
 from lightsr.data.benchmark import BenchmarkFolder, crop_hr, make_lr
-from lightsr.evaluate import evaluate, self_ensemble
+from lightsr.evaluate import evaluate
+from lightsr.inference import ensemble_x8
 from lightsr.models import create_model
 from lightsr.resize import imresize
 
@@ -180,7 +181,7 @@ def test_identical_image_gives_null_psnr_in_strict_json(tmp_path):
     import torch
 
     from lightsr.evaluate import evaluate
-    from lightsr.checkpoint import write_json
+    from lightsr.files import write_json
 
     folder = tmp_path / "Flat"
     folder.mkdir()
@@ -238,7 +239,7 @@ def test_self_ensemble_against_explicit_transforms():
             y = fn(torch.from_numpy(t.transpose(2, 0, 1).copy())[None])[0].numpy().transpose(1, 2, 0)
             y = y[:, ::-1] if flip else y
             want += np.rot90(y, -k)
-    np.testing.assert_allclose(self_ensemble(fn, x)[0].numpy().transpose(1, 2, 0), want / 8, atol=1e-12)
+    np.testing.assert_allclose(ensemble_x8(fn, x)[0].numpy().transpose(1, 2, 0), want / 8, atol=1e-12)
 
 
 class _Recorder(nn.Module):

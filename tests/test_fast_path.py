@@ -58,9 +58,11 @@ def test_registry_verdict_keeps_fp32(monkeypatch):
 
     monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "1")
     monkeypatch.setitem(registry._REGISTRY, "rlfn_s", replace(registry.get_entry("rlfn_s"), bf16=False))
-    m = build_model("rlfn_s", 2)
-    assert Runner(m, "cpu", "auto").precision == "fp32"
-    assert Runner(build_model("rlfn_s", 2), "cpu", "bf16").precision == "bf16"  # asked for: honoured
+    from lightsr.models.resolve import resolve
+
+    desc = resolve("rlfn_s", scale=2, pretrained=False)  # the descriptor carries the registry's verdict
+    assert not desc.bf16 and Runner(desc, "cpu", "auto").precision == "fp32"
+    assert Runner(desc, "cpu", "bf16").precision == "bf16"  # asked for: honoured
 
 
 def test_detection_reads_the_cpu(monkeypatch):
@@ -76,7 +78,7 @@ def test_detection_reads_the_cpu(monkeypatch):
 @pytest.mark.parametrize("bad,msg", [("fp16", "CUDA"), ("int8", "unknown precision")])
 def test_bad_precision(bad, msg):
     with pytest.raises(LightSRError, match=msg):
-        P.resolve(bad, "cpu")
+        P.choose(bad, "cpu")
 
 
 def test_bad_precision_cli_one_line(tmp_path):
@@ -150,8 +152,8 @@ def test_load_default_is_auto(monkeypatch):
     monkeypatch.setenv("LIGHTSR_NATIVE_BF16", "0")
     assert lightsr.load(device="cpu").precision == "fp32"
     assert lightsr.load(device="cpu", precision="fp32").precision == "fp32"
-    with pytest.raises(LightSRError, match="one precision"):
-        lightsr.load(device="cpu", precision="fp32", bf16=True)
+    with pytest.raises(TypeError):  # precision= is the one spelling (no half=/bf16=)
+        lightsr.load(device="cpu", bf16=True)
 
 
 def test_training_runs_in_bf16_channels_last(tmp_path, monkeypatch):
@@ -215,20 +217,20 @@ def test_upscale_and_load_default_to_auto_read_inside_the_model(tmp_path, monkey
 
     from PIL import Image
 
-    from lightsr import upscaler
+    from lightsr import api
     from lightsr.cli import main
 
     monkeypatch.setenv("LIGHTSR_NATIVE_BF16", native)
     assert inspect.signature(lightsr.load).parameters["precision"].default == "auto"
     ran = []
-    real = upscaler.load
+    real = api.load
 
     def spy(*a, **k):
         up = real(*a, **k)
         ran.append((up, _probe(up.model)))
         return up
 
-    monkeypatch.setattr(upscaler, "load", spy)
+    monkeypatch.setattr(api, "load", spy)
     img = tmp_path / "a.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(img)
     assert main(["upscale", str(img), "-o", str(tmp_path / "o"), "--device", "cpu", "-q"]) == 0

@@ -10,7 +10,7 @@ no-Content-Length truncation test failed: files were converted and kept); no Con
 comparison (the truncation test's "cut off" assertion failed: the hash caught it instead); the
 temporary file not removed on failure ("nothing left" failed on ``.imdn_x4.pth.*.part``); the offline
 message without the cache path (the offline test failed); published weights tried before shipped
-ones in ``upscaler._shipped_weights`` (the rlfn_s x4 test failed: the cached challenge file was used);
+ones in ``api._shipped_weights`` (the rlfn_s x4 test failed: the cached challenge file was used);
 ``hub._cached_ok`` always False (the upscale-from-cache test failed: a download from the closed port
 was attempted); the CARN-M sha256 mistyped by one digit (the pinned-entries test failed).
 """

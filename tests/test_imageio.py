@@ -419,3 +419,23 @@ def test_written_icc_follows_the_output_colour_space(tmp_path):
         assert _pillow_icc(tmp_path / name) == (icc if kept else None), name
         write_image(tmp_path / f"x_{name}", arr, icc_profile=icc)  # the explicit argument: same rule
         assert _pillow_icc(tmp_path / f"x_{name}") == (icc if kept else None), name
+
+
+# ------------------------------------------------------------------ listing folders
+def test_list_images_one_rule_for_hidden_files(tmp_path):
+    """``imageio.list_images``, which ``lightsr upscale`` folders, ``eval --data`` and training folders
+    all use: image extensions only (any case), sorted, hidden files and anything under a hidden
+    folder skipped; ``recursive`` adds subfolders."""
+    for rel in ["b.png", "a.JPG", "notes.txt", ".hidden.png", "._a.png", "sub/c.webp", "sub/.d.png",
+                ".git/e.png", "sub/.cache/f.png"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "dir.png").mkdir()  # a folder named like an image is not one
+    assert [p.name for p in imageio.list_images(tmp_path)] == ["a.JPG", "b.png"]
+    assert [p.relative_to(tmp_path).as_posix() for p in imageio.list_images(tmp_path, recursive=True)] == \
+        ["a.JPG", "b.png", "sub/c.webp"]
+    hidden_root = tmp_path / ".cache" / "set"  # a hidden folder above the one listed does not matter
+    hidden_root.mkdir(parents=True)
+    (hidden_root / "g.png").write_bytes(b"")
+    assert [p.name for p in imageio.list_images(hidden_root, recursive=True)] == ["g.png"]
+    assert imageio.list_images(tmp_path / "sub" / ".cache") == [tmp_path / "sub" / ".cache" / "f.png"]

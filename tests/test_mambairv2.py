@@ -174,7 +174,8 @@ def test_c2d_flops_at_720p():
 
 
 def test_c2d_forward_and_stage1_twin():
-    from lightsr.models.c2d import init_from_stage1
+    from lightsr.checkpoint import warm_start
+    from lightsr.models.c2d import stage1_body
 
     torch.manual_seed(0)
     twin = create_model("mambairv2_c2d_hiif").eval()
@@ -182,7 +183,9 @@ def test_c2d_forward_and_stage1_twin():
     x = torch.rand(1, 3, 13, 10)
     with torch.no_grad():
         assert twin(x, scale=2.5).shape == (1, 3, 32, 25)
-        model = init_from_stage1(create_model("mambairv2_c2d", 2), twin).eval()
+        model = create_model("mambairv2_c2d", 2)
+        warm_start(model, twin, fresh=("upsample",), filter=stage1_body)
+        model.eval()
         y = model(x)
         assert y.shape == (1, 3, 26, 20)
         assert torch.equal(y, model(x))

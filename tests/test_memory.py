@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 import lightsr
-from lightsr import upscaler as up_mod
 from lightsr.errors import LightSRError
+from lightsr.memory import BUDGET_FILL
 from lightsr.upscaler import Upscaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -77,27 +77,26 @@ def test_budget_tile_is_the_largest_whose_plan_fits():
     line. Replaces test_upscale.py's tests of the old estimate (4 x the largest module output)."""
     pad = 8
     up = Upscaler(_Wide(), precision="fp32", tile_pad=pad)
-    up._bpp, up._fixed_bytes, up._shape_bytes = 1000.0, 4e6, 5e5  # as if measured
-    up.max_memory = 10**12
-    assert up._tile_for_budget(100, 100) is None  # the whole image fits
+    planner = up.planner
+    planner.bpp, planner.fixed_bytes, planner.shape_bytes = 1000.0, 4e6, 5e5  # as if measured
+    fit = lambda budget, h, w, **kw: planner.tile_for_budget(budget, h, w, 2, pad=pad, **kw)  # noqa: E731
+    assert fit(10**12, 100, 100) is None  # the whole image fits
     prev = 0
     for budget in (2**29 + 2**27, 2**30, 1.5 * 2**30, 2**31, 2**32):
-        up.max_memory = budget
-        tile = up._tile_for_budget(3000, 4000)
-        plan = lambda t: up._plan_bytes(3000, 4000, 2, t, None, 1)  # noqa: E731
+        tile = fit(budget, 3000, 4000)
+        plan = lambda t: planner.plan_bytes(3000, 4000, 2, t, pad=pad)  # noqa: E731
         assert tile % 8 == 0 and tile >= prev, (budget, tile, prev)
-        assert plan(tile) <= up_mod.BUDGET_FILL * budget < plan(tile + 8), (budget, tile)
+        assert plan(tile) <= BUDGET_FILL * budget < plan(tile + 8), (budget, tile)
         # the plan holds the uint8 output (3000 x 4000 x 4 x 3 bytes) and the float band of the tiles
         assert plan(tile) > 3000 * 4000 * 12 + 12 * 2 * 8000 * tile
         prev = tile
     with pytest.raises(LightSRError) as err:  # the 8000x6000 output is 144 MB, 336 MB with Pillow's copy
-        up.max_memory = 2**28
-        up._tile_for_budget(3000, 4000)
+        fit(2**28, 3000, 4000)
     assert "\n" not in str(err.value) and "is too small for a 4000x3000 image at x2" in str(err.value)
-    up._fixed_bytes = up._shape_bytes = 0.0  # a 64x64 float image, between the plans of tiles 24 and 32
-    plan = lambda t: up._plan_bytes(64, 64, 2, t, None, 4)  # noqa: E731
-    up.max_memory = (plan(24) + plan(32)) / 2 / up_mod.BUDGET_FILL
-    assert up._tile_for_budget(64, 64, itemsize=4) == 24
+    planner.fixed_bytes = planner.shape_bytes = 0.0  # a 64x64 float image, between the plans of tiles 24 and 32
+    plan = lambda t: planner.plan_bytes(64, 64, 2, t, pad=pad, itemsize=4)  # noqa: E731
+    up.max_memory = (plan(24) + plan(32)) / 2 / BUDGET_FILL
+    assert fit(up.max_memory, 64, 64, itemsize=4) == 24
     calls = []
     up.model.register_forward_pre_hook(lambda m, i: calls.append(tuple(i[0].shape[-2:])))
     x = torch.rand(1, 3, 64, 64)
@@ -114,6 +113,6 @@ def test_probe_measures_the_calls_at_the_running_precision():
     bf16 + channels_last measures 1.2-1.7 KB per input pixel on an AVX512-BF16 CPU, well above the
     old 384-byte estimate; in any precision it is far above the 4-byte float input alone."""
     up = lightsr.load(None, scale=4, max_memory=2**30)
-    bpp = up._bytes_per_pixel(s=4)
+    bpp = up.planner.bytes_per_pixel(4)
     assert bpp > 4 * 96 if up.precision == "bf16" else bpp > 12 * 16, (up.precision, bpp)
-    assert up._fixed_bytes >= 0 and up._shape_bytes >= 0  # what the probe keeps: may be 0 when the heap is reused
+    assert up.planner.fixed_bytes >= 0 and up.planner.shape_bytes >= 0  # what the probe keeps: may be 0 when the heap is reused

@@ -97,12 +97,12 @@ def test_unavailable_device_lists_the_devices(tmp_path, capsys):
 
 @pytest.mark.parametrize("bad", ["-2", "0", "nan", "inf"])
 def test_bad_outscale_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch, bad):
-    import lightsr.models.loading as loading
+    import lightsr.models.resolve as front
 
     def no_model(*a, **k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(loading, "resolve", no_model)
+    monkeypatch.setattr(front, "resolve", no_model)
     src = _pictures(tmp_path / "in", ("a.png",))
     rc, err = _upscale(capsys, src / "a.png", "-o", tmp_path / "o", *_imdn(), f"--outscale={bad}")
     assert rc == 2 and err.count("\n") == 1 and "--outscale" in err
@@ -207,7 +207,7 @@ def test_summary_names_output_model_scale_and_precision(tmp_path, capsys):
     out = tmp_path / "out" / "big.png"
     rc, err = _upscale(capsys, src, "-o", out, "--precision", "fp32")
     assert rc == 0
-    from lightsr.upscaler import default_model
+    from lightsr.models.resolve import default_model
 
     assert f"upscaled 1 image to {out} ({default_model(4)} x4, fp32)" in err
     rc, err = _upscale(capsys, src.parent, "-o", tmp_path / "o2", "--model", "rdb_esa", "--scale", "2",
@@ -217,9 +217,9 @@ def test_summary_names_output_model_scale_and_precision(tmp_path, capsys):
 
 # ------------------------------------------------------------------ 7. defaults shared between commands
 def test_eval_without_model_uses_upscales_default(tmp_path, capsys, monkeypatch):
-    import lightsr.upscaler as upscaler
+    import lightsr.models.resolve as front
 
-    monkeypatch.setattr(upscaler, "DEFAULT_MODELS", ("rdb_esa", "rlfn_s"))  # one constant decides both
+    monkeypatch.setattr(front, "DEFAULT_MODELS", ("rdb_esa", "rlfn_s"))  # one constant decides both
     assert lightsr.load(precision="fp32").descriptor.model == "rdb_esa"
     _pictures(tmp_path / "set", ("a.png",))
     Image.fromarray(RNG.integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(tmp_path / "set" / "a.png")
@@ -234,13 +234,18 @@ def test_eval_without_model_uses_upscales_default(tmp_path, capsys, monkeypatch)
 
 
 def test_eval_named_model_defaults_to_x4_and_reads_a_checkpoints_scale(tmp_path, capsys, monkeypatch):
+    """Without --scale, eval runs a named model at upscale's default x4, and a named model with a
+    checkpoint at the checkpoint's scale (the front door reads it once)."""
     import lightsr.evaluate as evaluate
 
     seen = []
-    monkeypatch.setattr(evaluate, "run_evaluation", lambda data, **kw: seen.append(kw))
-    assert main(["eval", "--model", "bicubic", "--data", "x"]) == 0 and seen[-1]["scale"] == 4
-    assert main(["eval", "--model", "imdn", "--weights", str(need(REFERENCE / "imdn_x2.pth")), "--data", "x"]) == 0
-    assert seen[-1]["scale"] == 2 and seen[-1]["model"] == "imdn"  # as upscale: the scale comes from the file
+    monkeypatch.setattr(evaluate, "evaluate", lambda net, data, scale, **kw: seen.append((net.model, scale)) or {})
+    data = tmp_path / "set"
+    data.mkdir()
+    Image.fromarray(RNG.integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(data / "a.png")
+    assert main(["eval", "--model", "bicubic", "--data", str(data)]) == 0 and seen[-1] == ("bicubic", 4)
+    assert main(["eval", "--model", "imdn", "--weights", str(need(REFERENCE / "imdn_x2.pth")), "--data", str(data)]) == 0
+    assert seen[-1] == ("imdn", 2)  # as upscale: the scale comes from the file
 
 
 def _help(command: str, dest: str) -> str:

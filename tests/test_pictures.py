@@ -228,7 +228,7 @@ def test_compare_and_lam_bad_input_is_one_line(small_set, tmp_path, capsys):
     _one_line_error(base + ["--models", "bicubic", "--box", "90,0,20,20"], capsys, "not inside")
     _one_line_error(base + ["--models", "bicubic", "--box", "1,2,3"], capsys, "Y,X,H,W")
     _one_line_error(base + ["--models", "no_such_model"], capsys, "unknown model")
-    _one_line_error(base + ["--models", "imdn"], capsys, "no weights ship", "imdn=PATH")
+    _one_line_error(base + ["--models", "swinir_light"], capsys, "no weights ship", "swinir_light=PATH")
     _one_line_error(["compare", str(tmp_path / "none.png"), "--models", "bicubic", "--scale", "4", "-o", out],
                     capsys, "not found")
     lam = ["lam", "--model", "rdb_esa", "--scale", "4", "--image", image, "-o", str(tmp_path / "l.png")]

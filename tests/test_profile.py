@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightsr.models import create_model
-from lightsr.profile import count_flops, count_macs, count_params, profile_model
+from lightsr.profile import count_flops, count_params, profile_model
 
 
 class TinySR(nn.Module):
@@ -30,7 +30,7 @@ def test_macs_match_hand_count():
     m = TinySR()
     h, w = 360, 640  # input for a 720x1280 output at x2
     expected = h * w * (3 * 8 * 9 + 8 * 8 + 8 * 12 * 9)
-    assert count_macs(m, 2) == expected
+    assert count_flops(m, 2) == expected
     assert count_params(m) == (3 * 8 * 9 + 8) + (8 * 8 + 8) + (8 * 12 * 9 + 12)
 
 
@@ -45,7 +45,7 @@ def test_matmul_attention_counted():
     m = Attn()
     m.register_buffer("dummy", torch.zeros(1))
     n = 8 * 8
-    assert count_macs(m, 1, (8, 8)) == 2 * n * n * 3
+    assert count_flops(m, 1, (8, 8)) == 2 * n * n * 3
 
 
 def test_profile_dict_and_cli(tmp_path):
@@ -139,7 +139,7 @@ def test_fvcore_hasn_per_block():
 def test_macs_convention_unchanged_for_hit():
     """``macs`` counts lightsr's own (re-associated) S-SC: results/transformers.md's 50.80G."""
     m = create_model("hit_sir", scale=4).eval().to("meta")
-    assert count_macs(m, 4) / 1e9 == pytest.approx(50.80, abs=0.005)
+    assert count_flops(m, 4) / 1e9 == pytest.approx(50.80, abs=0.005)
 
 
 def test_cli_convention_and_input_size(tmp_path, capsys):
@@ -155,7 +155,7 @@ def test_cli_convention_and_input_size(tmp_path, capsys):
     assert "FLOPs (fvcore convention) at 256x256 output (64x64 input)" in capsys.readouterr().out
     assert main([*args, "--output-size", "128x128", "--json", str(out), "--overwrite"]) == 0
     d = json.loads(out.read_text())
-    assert d["convention"] == "macs" and d["input_size"] == [32, 32] and d["flops"] == count_macs(m, 4, (128, 128))
+    assert d["convention"] == "macs" and d["input_size"] == [32, 32] and d["flops"] == count_flops(m, 4, (128, 128))
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -36,7 +36,7 @@ def first_command() -> list[str]:
 
 def test_readme_first_command_runs_without_shared(tmp_path):
     from lightsr.imageio import read_image
-    from lightsr.upscaler import SAMPLE
+    from lightsr.api import SAMPLE
 
     argv = first_command()
     assert argv[0] == "lightsr", argv
@@ -55,7 +55,7 @@ def test_readme_first_command_runs_without_shared(tmp_path):
 
 
 def test_sample_is_small_and_documented():
-    from lightsr.upscaler import SAMPLE
+    from lightsr.api import SAMPLE
 
     assert SAMPLE.is_file() and SAMPLE.stat().st_size < 300_000
     note = (SAMPLE.parent / "SAMPLE.md").read_text()

@@ -36,7 +36,7 @@ def test_shipped_weights(name, scale):
 
 
 def test_default_is_rlfn_s_at_every_scale():
-    from lightsr.upscaler import default_model
+    from lightsr.models.resolve import default_model
 
     assert default_model(None) == "rlfn_s"
     assert default_model(2) == default_model(3) == default_model(4) == "rlfn_s"

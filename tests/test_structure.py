@@ -167,3 +167,65 @@ def test_help_imports_no_torch(argv):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr[-800:]
     assert "usage: lightsr" in r.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# the descriptor is the interface: one front door into the models, no probing of a model
+# ---------------------------------------------------------------------------------------------
+BUILDERS = {"create_model", "build_model", "build"}  # what makes a model out of a name or a file
+FRONT_DOOR = f"{PACKAGE}.models.resolve"
+
+
+def _in_models(name: str) -> bool:
+    return name == f"{PACKAGE}.models" or name.startswith(f"{PACKAGE}.models.")
+
+
+def builder_imports(name: str) -> list[str]:
+    """``name``'s imports of a model builder from lightsr.models (any depth, function-level included)."""
+    tree = ast.parse(MODULES[name].read_text(), filename=str(MODULES[name]))
+    package = name if _is_package(name) else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            mod = ".".join((base[: len(base) - (node.level - 1)] if node.level > 1 else base) + [node.module or ""]) \
+                if node.level else (node.module or "")
+            if _in_models(mod.rstrip(".")):
+                found += [f"{alias.name} from {mod} (line {node.lineno})" for alias in node.names
+                          if alias.name in BUILDERS]
+    return found
+
+
+def test_commands_reach_the_models_through_resolve_only():
+    """Outside lightsr.models no module builds a model: every command and library function gets one from
+    ``lightsr.models.resolve.resolve`` (a Descriptor holding the module). ``lightsr/__init__`` only names
+    ``create_model`` for users (a lazy attribute, no import). Broken on purpose once: ``from .models import
+    build_model`` added inside ``profile.run_profile`` failed this test (``lightsr.profile: build_model
+    from lightsr.models``), restored it passed."""
+    bad = {name: found for name in MODULES if not _in_models(name) and (found := builder_imports(name))}
+    assert not bad, f"modules build models themselves instead of calling {FRONT_DOOR}.resolve: {bad}"
+    users = [name for name, edges in GRAPH.items() if FRONT_DOOR in edges and not _in_models(name)]
+    assert {f"{PACKAGE}.api", f"{PACKAGE}.evaluate", f"{PACKAGE}.profile", f"{PACKAGE}.plots",
+            f"{PACKAGE}.export", f"{PACKAGE}.train.engine"} <= set(users), users
+
+
+def test_no_module_outside_models_probes_a_model():
+    """What a model is and how to run it come from its Descriptor: no ``getattr(model, ...)`` /
+    ``hasattr(model, ...)`` and no ``registry_name`` attribute outside lightsr.models."""
+    import re
+
+    probe = re.compile(r"registry_name|getattr\(model\b|hasattr\(model\b|getattr\(net\b|hasattr\(net\b")
+    bad = [f"{name}:{i}" for name, path in MODULES.items() if not _in_models(name)
+           for i, line in enumerate(path.read_text().splitlines(), 1) if probe.search(line)]
+    assert not bad, "model probes outside lightsr.models: " + ", ".join(bad)
+
+
+def test_no_module_imports_another_modules_private_name():
+    """``from X import _name`` across modules: a private name is private to its module."""
+    bad = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or node.level):
+                bad += [f"{name}: {alias.name} (line {node.lineno})" for alias in node.names
+                        if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not bad, "private names imported across modules: " + "; ".join(bad)

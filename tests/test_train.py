@@ -169,7 +169,7 @@ def test_init_loads_backbone_keeps_head(tmp_path):
     dst = TinySR(scale=3)
     head_before = dst.upsample[0].weight.clone()
     rep = init_from(dst, tmp_path / "s1.safetensors", head=("upsample",))
-    assert rep["loaded"] == 4 and rep["head_kept"] == ["upsample.0.weight", "upsample.0.bias"]
+    assert rep["loaded"] == 4 and rep["fresh"] == ["upsample.0.weight", "upsample.0.bias"]
     assert torch.equal(dst.body[0].weight, src.body[0].weight)
     assert torch.equal(dst.upsample[0].weight, head_before)
     with pytest.raises(LightSRError, match="outside its head"):

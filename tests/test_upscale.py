@@ -9,13 +9,16 @@ from PIL import Image, ImageCms
 from torch import nn
 
 import lightsr
+from lightsr import api
 from lightsr import upscaler as up_mod
 from lightsr.cli import main
 from lightsr.errors import LightSRError
 from lightsr.imageio import read, read_image, write_image
 from lightsr.models import create_model
 from lightsr.resize import imresize
-from lightsr.upscaler import Upscaler, load
+from lightsr.api import load
+from lightsr.cli._options import parse_memory
+from lightsr.upscaler import Upscaler
 
 from conftest import REFERENCE, need
 
@@ -84,6 +87,28 @@ def test_tiled_equals_untiled(tiny, tile, pad, n_tiles):
     assert (tiled - whole).abs().max().item() < 1e-5  # context >= receptive radius: exact
 
 
+@pytest.mark.parametrize("multiple,tile,pad,want", [(1, 100, 16, 100), (64, 100, 16, 96), (64, 16, 16, 16),
+                                                     (8, 50, 10, 44), (16, 96, 0, 96)])
+def test_tiles_fit_the_models_window(multiple, tile, pad, want):
+    """A tile plus its context on both sides is a whole number of the model's windows (the descriptor's
+    ``window_multiple``), so a windowed model pads no interior tile; rounded down only, and a tile too small
+    for one window with its context stays as asked.
+    Checked to fail by returning ``tile`` unchanged from ``_window_tile`` (96 expected, 100 seen)."""
+    from dataclasses import replace
+
+    from lightsr.models.loading import describe_module
+
+    desc = replace(describe_module(Tiny(2)), window_multiple=multiple)
+    up = Upscaler(desc, precision="fp32", tile=tile, tile_pad=pad)
+    assert up._window_tile(tile) == want
+    calls = _count_calls(up)
+    up(torch.rand(1, 3, 3 * want + 5, 3 * want + 5))
+    interior = [h for h, w in calls if h == w == want + 2 * pad]
+    assert interior  # the image was tiled with the rounded tile
+    if want != tile:  # rounded: a whole number of windows
+        assert all(h % multiple == 0 for h in interior)
+
+
 def test_tiles_stream_band_by_band(tiny):
     """Bounded memory: the first output band is handed over after one row of tiles, before the rest
     are computed. Checked to fail by collecting the bands in a list before yielding them."""
@@ -120,7 +145,7 @@ def test_memory_budget_too_small_is_one_line(tiny):
     tiny.tile_pad = 12
     tiny.max_memory = 200_000
     with pytest.raises(LightSRError) as exc:
-        tiny._tile_for_budget(40, 40)
+        tiny(np.zeros((40, 40, 3), np.uint8))
     assert "too small" in str(exc.value) and "\n" not in str(exc.value)
 
 
@@ -523,24 +548,24 @@ def test_16bit_input_reaches_the_model_at_16_bit(tmp_path):
 def test_parse_memory_exact_bytes(text, want):
     """K/M/G/T are powers of 1024 (B and iB accepted), a bare number is GB. Broken on purpose ("2G"
     read as 2 MiB) -> fails."""
-    assert up_mod.parse_memory(text) == want
+    assert parse_memory(text) == want
 
 
 @pytest.mark.parametrize("bad", ["", "G", "abc", "2X", "2 G B", "-1G", "0", "0M", "nan", "inf", "1e400G"])
 def test_parse_memory_refuses_garbage(bad):
     with pytest.raises(LightSRError, match="--max-memory"):
-        up_mod.parse_memory(bad)
+        parse_memory(bad)
 
 
 def test_cli_max_memory_reaches_the_upscaler_in_bytes(tmp_path, monkeypatch):
     got = []
-    real = up_mod.load
+    real = api.load
 
     def spy(*a, **k):
         got.append(k.get("max_memory"))
         return real(*a, **k)
 
-    monkeypatch.setattr(up_mod, "load", spy)
+    monkeypatch.setattr(api, "load", spy)
     Image.fromarray(RNG.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     assert main(["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--max-memory", "2G", "-q"]) == 0
     assert got == [2 * 2**30]

@@ -276,7 +276,7 @@ def test_png_levels_round_trip(tmp_path, level):
 def test_default_png_is_fast_settings_and_upscale_output_reads_back(tmp_path):
     """The default level is 1; on flat pixel art (the sample, nearest x3) level 6 gives a clearly
     smaller file of the same pixels. Broken on purpose: ``compress_level`` not passed to Pillow."""
-    from lightsr.upscaler import SAMPLE
+    from lightsr.api import SAMPLE
 
     assert io.PNG_LEVEL == 1
     a = np.kron(read_image(SAMPLE), np.ones((3, 3, 1), np.uint8))

@@ -23,9 +23,9 @@ _LAZY = {
     "load_checkpoint": "lightsr.checkpoint",
     "save_weights": "lightsr.checkpoint",
     "imresize": "lightsr.resize",
-    "load": "lightsr.upscaler",
-    "upscale": "lightsr.upscaler",
-    "upscale_files": "lightsr.upscaler",
+    "load": "lightsr.api",
+    "upscale": "lightsr.api",
+    "upscale_files": "lightsr.batch",
     "LightSRError": "lightsr.errors",
 }
 

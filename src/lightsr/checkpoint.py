@@ -12,17 +12,17 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import tempfile
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .errors import LightSRError
+from .files import atomic_write, json_text
 
 _NESTED_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
 # suffixes of buffers recomputed from the architecture; official checkpoints may carry them
@@ -100,11 +100,11 @@ def fit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], free: Seque
     """The one state-dict fit check: which tensors of ``sd`` load into ``model`` (same name and shape),
     which of the model's are missing, which of the checkpoint's are unexpected, which differ in shape.
     Derived buffers never misfit (a missing or mis-shaped one keeps the model's own; one the model
-    does not have is ignored); names under a ``free`` prefix (a head allowed to differ) are reported apart, never as misfits."""
+    does not have is ignored); names under a ``free`` prefix or pattern (a head allowed to differ) are reported apart, never as misfits."""
     own = model.state_dict()
 
-    def is_free(k: str) -> bool:
-        return any(k == p or k.startswith(p + ".") for p in free)
+    def is_free(k: str) -> bool:  # a module prefix ("upsample") or a pattern ("encoder.*.fc1")
+        return any(fnmatchcase(k, p) or fnmatchcase(k, p + ".*") for p in free)
 
     sd = {k: v for k, v in sd.items() if k in own or not is_derived(k)}
     tensors, missing, shapes, free_missing = {}, [], [], []
@@ -124,14 +124,14 @@ def fit_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], free: Seque
                [k for k in extra if is_free(k)])
 
 
-def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint") -> dict:
-    """Return ``sd`` filtered of derived buffers; raise a one-line error if it does not fit ``model``."""
+def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                     what: str | None = None) -> dict:
+    """Return ``sd`` filtered of derived buffers; raise a one-line error if it does not fit ``model``
+    (``what``: how the error names the model, e.g. ``"rlfn_s x4"``; default its class name)."""
     f = fit_state_dict(model, sd)
     missing, unexpected, shapes = f.missing, f.unexpected, f.shapes
     if not f.exact:
-        name = getattr(model, "registry_name", type(model).__name__)
-        scale = getattr(model, "scale", None)
-        what = f"{name}" + (f" x{scale:g}" if isinstance(scale, (int, float)) else "")
+        what = what or type(model).__name__
         parts = []
         if missing:
             parts.append(f"{len(missing)} missing ({_short(missing)})")
@@ -148,52 +148,48 @@ def check_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: s
     return f.tensors
 
 
+def warm_start(model: nn.Module, source: str | os.PathLike | Mapping[str, torch.Tensor] | nn.Module, *,
+               fresh: Sequence[str] = (), filter: Callable[[dict], dict] | None = None,
+               what: str = "--init") -> dict:
+    """The one warm start: ``model`` initialised from the trained weights of a related network (fine-tuning
+    shipped weights, C2D's stage 2 from stage 1 (eq. 10), AnySR from its arbitrary-scale original).
+
+    ``source``: a checkpoint file, a state dict or a module. ``filter(state_dict) -> state_dict`` maps the
+    source's names onto the model's (dropping what has no place in it) before anything is compared.
+    ``fresh``: module prefixes or patterns (``"upsample"``, ``"encoder.*.fc1"``) of the model's tensors
+    that may be missing from the source or of another shape there: they keep their initialisation (a new
+    head), and the source's tensors under them are dropped. Every other tensor must match by name and
+    shape, or the warm start is refused in one line naming what differs. Returns ``{"loaded": n,
+    "fresh": [names kept], "dropped": [source names not loaded]}``."""
+    if isinstance(source, nn.Module):
+        sd = dict(source.state_dict())
+    elif isinstance(source, Mapping):
+        sd = dict(source)
+    else:
+        sd = read_state_dict(source)
+    given = sd
+    if filter is not None:
+        sd = filter(sd)
+    fit = fit_state_dict(model, sd, free=fresh)
+    if not fit.exact:
+        parts = [f"{len(fit.missing + fit.shapes)} tensors missing or of another shape "
+                 f"({_short(fit.missing + fit.shapes, 3)})"] if fit.missing or fit.shapes else []
+        if fit.unexpected:
+            parts.append(f"{len(fit.unexpected)} unexpected ({_short(fit.unexpected, 3)})")
+        where = f" {source}" if isinstance(source, (str, os.PathLike)) else ""
+        raise LightSRError(f"{what}{where} does not fit this model outside its head: " + "; ".join(parts))
+    model.load_state_dict(fit.tensors, strict=False)
+    kept = {id(v) for v in sd.values()}  # a filter renames (same tensor) or drops: what it dropped, by name
+    dropped = [k for k, v in given.items() if id(v) not in kept] + fit.free_unexpected
+    return {"loaded": len(fit.tensors), "fresh": fit.free_missing, "dropped": dropped}
+
+
 def load_checkpoint(model: nn.Module, path: str | os.PathLike, key: str | None = None) -> nn.Module:
     """Load weights from ``path`` into ``model`` with strict checking; returns the model."""
     sd = read_state_dict(path, key)
     sd = check_state_dict(model, sd, source=f"checkpoint {path}")
     model.load_state_dict(sd, strict=False)  # strictness checked above, derived buffers excluded
     return model
-
-
-def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Path:
-    """Call ``write(tmp_path)`` and move the result to ``path``; never clobber unless asked."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise LightSRError(f"{path} exists; refusing to overwrite it (pass --overwrite)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the result gets the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def json_text(obj, indent: int | None = 2) -> str:
-    """Strict JSON (RFC 8259): a non-finite float (an identical image's infinite PSNR, a run with no
-    validation yet) is written as ``null``, never as the non-standard ``Infinity``/``NaN``."""
-    def finite(o):
-        if isinstance(o, float) and not math.isfinite(o):
-            return None
-        if isinstance(o, dict):
-            return {k: finite(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [finite(v) for v in o]
-        return o
-    return json.dumps(finite(obj), indent=indent, allow_nan=False)
-
-
-def write_json(path: str | os.PathLike, obj, overwrite: bool = False) -> Path:
-    """Write ``obj`` as strict JSON through :func:`atomic_write` (an existing file needs ``overwrite``)."""
-    text = json_text(obj) + "\n"
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
 
 
 def save_weights(state: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike,

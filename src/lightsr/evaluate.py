@@ -24,58 +24,36 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.benchmark import BenchmarkFolder, norm_scale, scale_text, to_rgb
+from .data.benchmark import BenchmarkFolder, scale_text, to_rgb
 from .errors import LightSRError
+from .layers.coords import norm_scale
+from .models.loading import Descriptor
 from .metrics import psnr_ssim, shave_for
 
-__all__ = ["evaluate", "self_ensemble", "model_forward", "format_table", "run_meta", "run_evaluation"]
+__all__ = ["evaluate", "format_table", "run_meta", "run_evaluation", "device_of", "dtype_of", "to_batch", "to_u8"]
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
-def self_ensemble(fn: Forward, x: torch.Tensor) -> torch.Tensor:
-    """x8 geometric self-ensemble: mean of ``T^-1(fn(T(x)))`` over the 4 rotations x 2 flips."""
-    out = None
-    for k in range(4):
-        for flip in (False, True):
-            t = torch.rot90(x, k, dims=(-2, -1))
-            t = t.flip(-1) if flip else t
-            y = fn(t)
-            y = y.flip(-1) if flip else y
-            y = torch.rot90(y, -k, dims=(-2, -1))
-            out = y if out is None else out + y
-    return out / 8
-
-
-self_ensemble_fn = self_ensemble  # evaluate()'s flag of the same name shadows it inside evaluate()
-
-
-def model_forward(model: nn.Module, scale: float) -> Forward:
-    """``model(x)``, or ``model(x, scale=s)`` for a continuous model (:func:`lightsr.inference.forward_at`)."""
-    from .inference import forward_at
-
-    return forward_at(model, scale)
-
-
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
     for t in (*model.parameters(), *model.buffers()):
         return t.device
     return torch.device("cpu")
 
 
-def _dtype_of(model: nn.Module) -> torch.dtype:
+def dtype_of(model: nn.Module) -> torch.dtype:
     for t in model.parameters():
         if t.is_floating_point():
             return t.dtype
     return torch.float32
 
 
-def _to_tensor(img: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def to_batch(img: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)[None]
     return x.to(device=device, dtype=dtype)
 
 
-def _to_uint8(y: torch.Tensor) -> np.ndarray:
+def to_u8(y: torch.Tensor) -> np.ndarray:
     y = torch.nan_to_num(y[0].float()).clamp_(0, 1).mul_(255.0).round_()
     return y.byte().permute(1, 2, 0).cpu().numpy()
 
@@ -90,7 +68,7 @@ def _save_targets(save_dir: Path, sets: list[BenchmarkFolder]) -> dict[tuple[str
     return targets
 
 
-def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path, scale: float, *,
+def evaluate(model: nn.Module | Descriptor | None, folders: Iterable[str | Path] | str | Path, scale: float, *,
              protocol: str = "standard", self_ensemble: bool = False, device: str | torch.device | None = None,
              cache_dir: str | Path | None = None, save_dir: str | Path | None = None, overwrite: bool = False,
              progress: bool = True, forward: Forward | None = None, y_only: bool = True,
@@ -107,6 +85,9 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
     """
     from tqdm.auto import tqdm
 
+    from .inference import ensemble_x8
+    from .models.loading import forward_at
+
     if isinstance(folders, (str, Path)):
         folders = [folders]
     scale = norm_scale(scale)  # a number, or (s_h, s_w) for a continuous model
@@ -120,14 +101,15 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
         raise LightSRError("no data folder given")
     if model is None and forward is None:
         raise LightSRError("evaluate needs a model or a forward function")
-    model = model if model is not None else nn.Identity()
+    desc = model if isinstance(model, Descriptor) else None  # from lightsr.models.resolve: knows its bf16 verdict
+    model = desc.module if desc is not None else (model if model is not None else nn.Identity())
     if device is not None:
         from .models import pick_device
 
         dev = pick_device(device)
         model = model.to(dev)
     else:
-        dev = _device_of(model)
+        dev = device_of(model)
     targets = {}
     if save_dir is not None:
         targets = _save_targets(Path(save_dir).expanduser(), sets)
@@ -138,10 +120,10 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
     if forward is None and precision != "fp32":
         from .inference import Runner
 
-        runner = Runner(model, dev, precision)
+        runner = Runner(desc if desc is not None else model, dev, precision)
         forward = lambda t: runner(t, scale=scale if runner.continuous else None)  # noqa: E731
-    fn = forward if forward is not None else model_forward(model, scale)
-    dtype = _dtype_of(model)  # a half-precision model gets half-precision input
+    fn = forward if forward is not None else forward_at(model, scale)
+    dtype = dtype_of(model)  # a half-precision model gets half-precision input
     was_training = model.training
     model.eval()
     results: dict = {}
@@ -153,13 +135,13 @@ def evaluate(model: nn.Module | None, folders: Iterable[str | Path] | str | Path
             bar.set_description(f"{bf.name} x{scale_text(scale)}")
             for path in bf.files:
                 pair = bf.load(path)
-                x = _to_tensor(to_rgb(pair.lr), dev, dtype)
+                x = to_batch(to_rgb(pair.lr), dev, dtype)
                 with torch.inference_mode():
-                    y = self_ensemble_fn(fn, x) if self_ensemble else fn(x)
+                    y = ensemble_x8(fn, x) if self_ensemble else fn(x)
                 if y.ndim != 4 or y.shape[1] != 3 or tuple(y.shape[-2:]) != pair.hr.shape[:2]:
                     raise LightSRError(f"{bf.name}/{pair.name}: model output {tuple(y.shape)} does not match "
                                        f"the HR size {pair.hr.shape[0]}x{pair.hr.shape[1]} at x{scale_text(scale)}")
-                sr = _to_uint8(y)
+                sr = to_u8(y)
                 p, s = psnr_ssim(sr, pair.hr, _shave_scale(scale), protocol, y_only=y_only)
                 per_image[pair.name] = {"psnr": p, "ssim": s}
                 if targets:
@@ -204,51 +186,43 @@ def format_table(results: dict, scale: float, protocol: str = "standard") -> str
     return "\n".join(lines) + f"\n(Y channel, {protocol} protocol, {shave_for(_shave_scale(scale))} px shaved)"
 
 
-def run_meta(model: nn.Module, scale: float, weights, *, name: str | None = None, weights_given: bool = False,
-             options: dict | None = None, precision: str | None = "fp32", protocol: str = "standard",
+def run_meta(desc: Descriptor, scale: float, *, precision: str | None = "fp32", protocol: str = "standard",
              self_ensemble: bool = False) -> dict:
     """What ``lightsr eval --json`` writes under ``"meta"``: the model, scale, parameters, FLOPs
-    (multiply-accumulates at 1280x720 output; the papers' fvcore convention where the profiler
-    offers it, named in ``flops_convention``), precision, protocol and where the weights came from
-    (``weights_given``: a file the user named; else shipped weights, or none)."""
+    (multiply-accumulates at 1280x720 output in the papers' fvcore convention, named in
+    ``flops_convention``), precision, protocol and where the weights came from (``weights_source``:
+    ``file`` a file the user named, ``shipped``, ``published``, or ``none``: random initialisation or
+    a model without parameters)."""
     import copy
 
     from . import __version__
     from . import profile as prof
 
-    convention = "fvcore" if "fvcore" in getattr(prof, "CONVENTIONS", ()) else "macs"
+    convention = "fvcore"
 
     def count(m: nn.Module) -> int:
-        if hasattr(prof, "count_flops"):
-            return int(prof.count_flops(m, scale, (720, 1280), convention=convention))
-        return int(prof.count_macs(m, scale, (720, 1280)))
+        return int(prof.count_flops(m, scale, (720, 1280), convention=convention))
 
     flops = None
     try:  # shapes only, on the meta device (seconds); the real forward pass if the model needs values
-        flops = count(copy.deepcopy(model).to("meta"))
+        flops = count(copy.deepcopy(desc.module).to("meta"))
     except Exception:  # noqa: BLE001
         try:
-            flops = count(model)
+            flops = count(desc.module)
         except Exception as exc:  # noqa: BLE001
             print(f"lightsr: warning: FLOPs not counted ({type(exc).__name__}); the JSON has flops null",
                   file=sys.stderr)
-    if weights_given:
-        source = "file"
-    elif weights is not None:
-        source = "shipped"
-    else:
-        source = "none"  # random initialisation, or a model without parameters (bicubic)
     return {
-        "model": getattr(model, "registry_name", None) or name,
+        "model": desc.model,
         "scale": scale,
-        "params": prof.count_params(model),
+        "params": prof.count_params(desc.module),
         "flops": flops,
         "flops_convention": convention,
         "flops_output_size": [720, 1280],
         "precision": precision or "fp32",
-        "weights": str(weights) if weights is not None else None,
-        "weights_source": source,
-        "options": dict(options or {}),
+        "weights": desc.source,
+        "weights_source": desc.origin or "none",
+        "options": dict(desc.options),
         "protocol": protocol,
         "self_ensemble": bool(self_ensemble),
         "lightsr": __version__,
@@ -264,60 +238,40 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
     shipped weights; or, without ``model``, the architecture, scale and options read from ``weights``),
     evaluate it on the ``data`` folders, print the table and, with ``json_path``, write the figures
     plus ``"meta"`` (:func:`run_meta`). Returns the per-folder results."""
-    from .checkpoint import write_json
-    from .models import build_model, pick_device
+    from .files import write_json
+    from .models import get_entry, pick_device
+    from .models.resolve import DEFAULT_SCALE, MissingWeights, resolve
 
     options = dict(options or {})
     scale = None if scale is None else norm_scale(scale)  # a number, or (s_h, s_w) for a continuous model
-    detected = None
-    if model is None:  # the architecture, scale and options are read from the weights' keys and shapes
-        from .models.loading import describe
-
-        if not weights:
-            raise LightSRError("eval needs --model NAME, or --weights FILE to read the architecture from")
-        detected = describe(weights)
-        _check_asymmetric(detected.model, detected.continuous, scale, self_ensemble)
-        scale = detected.run_scale(scale)
-        if scale is None:
-            raise LightSRError(f"{weights} is a continuous-scale {detected.model} checkpoint; pass --scale")
-    if scale is None:
-        raise LightSRError("--scale is required with --model (without --model it is read from --weights)")
-    if not all(math.isfinite(v) and v > 1 for v in (scale if isinstance(scale, tuple) else (scale,))):
+    if weights is None and scale is None:
+        scale = DEFAULT_SCALE  # what upscale runs without --scale; a checkpoint says its own scale
+    if scale is not None and not all(math.isfinite(v) and v > 1 for v in (scale if isinstance(scale, tuple) else (scale,))):
         raise LightSRError(f"--scale must be a number above 1 (or s_h x s_w, each above 1), got {scale_text(scale)}")
     if model is not None and isinstance(scale, tuple):
-        from .models import get_entry
-
         _check_asymmetric(get_entry(model).name, get_entry(model).scales is None, scale, self_ensemble)
     if json_path and Path(json_path).exists() and not overwrite:
         raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
-    for d in data:  # fail on a bad folder (or JPEG quality) before building the model
+    for d in data if scale is not None else ():  # fail on a bad folder (or JPEG quality) before loading
         BenchmarkFolder(d, scale, protocol, cache=False, jpeg=jpeg)
     device = pick_device(device)
-    given = weights
-    if weights is None:
-        from .models import get_entry
-
-        from .hub import weights_for
-
-        entry = get_entry(model)
-        fixed = not isinstance(scale, tuple) and float(scale) == int(scale)
-        if random_weights or entry.family == "interpolation" or not fixed:
-            weights = None
-        else:  # shipped, else published (fetched into the cache on first use)
-            weights = weights_for(entry.name, int(scale))
-        if weights is not None:
-            where = "shipped with lightsr" if entry.shipped_weights(int(scale)) else "published (cached)"
-            print(f"lightsr: using the weights {where}: {weights.name}", file=sys.stderr)
-        elif entry.family != "interpolation" and not random_weights:
-            raise LightSRError(f"no --weights given and none shipped or published for {entry.name} "
-                               f"x{scale_text(scale)}; pass --weights FILE, or --random-weights to score a "
-                               "randomly initialised model")
-    if detected is not None:
-        from .models.loading import resolve
-
-        net = resolve(None, weights, scale, options, device)[0]
-    else:
-        net = build_model(model, scale, weights, options, device)
+    try:  # None and no weights: the default model for the scale (the same one upscale runs)
+        desc = resolve(model, weights, scale, options, pretrained=not random_weights, device=device)
+    except MissingWeights as exc:
+        raise LightSRError(f"no --weights given and none shipped or published for {exc.name} "
+                           f"x{scale_text(scale)}; pass --weights FILE, or --random-weights to score a "
+                           "randomly initialised model") from None
+    if desc.origin in ("shipped", "published"):
+        where = "shipped with lightsr" if desc.origin == "shipped" else "published (cached)"
+        print(f"lightsr: using the weights {where}: {Path(desc.source).name}", file=sys.stderr)
+    if weights is not None and (scale is None or model is None):  # the architecture or scale read from weights
+        _check_asymmetric(desc.model, desc.continuous, scale, self_ensemble)
+        scale = desc.run_scale(scale)  # the checkpoint's own scale (or the one asked of a multi-scale one)
+        if scale is None:
+            raise LightSRError(f"{weights} is a continuous-scale {desc.model} checkpoint; pass --scale")
+        for d in data:
+            BenchmarkFolder(d, scale, protocol, cache=False, jpeg=jpeg)
+    net = desc
     results = evaluate(net, data, scale, protocol=protocol, self_ensemble=self_ensemble,
                        device=device, cache_dir=cache_dir, save_dir=save_images, overwrite=overwrite,
                        precision=precision, jpeg=jpeg)
@@ -325,8 +279,7 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
     if json_path:  # the per-dataset figures, plus under "meta" what `lightsr plot` needs
         if "meta" in results:
             raise LightSRError("a data folder named meta clashes with the JSON's \"meta\" entry; rename it")
-        meta = run_meta(net, scale, weights, name=model, weights_given=bool(given), options=options,
-                        precision=precision, protocol=protocol, self_ensemble=self_ensemble)
+        meta = run_meta(desc, scale, precision=precision, protocol=protocol, self_ensemble=self_ensemble)
         if jpeg is not None:
             meta["lr_jpeg_quality"] = jpeg
         write_json(json_path, {**results, "meta": meta}, overwrite=overwrite)  # an identical image's PSNR is null

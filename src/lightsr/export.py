@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .errors import LightSRError
+from .models.loading import Descriptor, describe_module
 
 TOLERANCE = 1e-3
 CHECK_SIZES = ((48, 40), (29, 37))  # (H, W) probes, neither equal to the traced size
@@ -52,12 +53,12 @@ def _require_onnx():
 
 def _check_output(path: str | os.PathLike) -> None:
     """One line for an output that cannot be an .onnx file (before the model is built)."""
-    from .upscaler import _check_out_root
+    from .batch import check_out_root
 
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise LightSRError(f"export output must end in .onnx, got {path}")
-    _check_out_root(path.parent)  # afile.txt/m.onnx: "afile.txt is a file, not a folder"
+    check_out_root(path.parent)  # afile.txt/m.onnx: "afile.txt is a file, not a folder"
 
 
 def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES, seed: int = 0) -> float:
@@ -81,12 +82,12 @@ def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES,
     return worst
 
 
-def metadata(net: nn.Module, fixed_size: tuple[int, int] | None = None, **extra) -> dict[str, str]:
+def metadata(desc: Descriptor, fixed_size: tuple[int, int] | None = None, **extra) -> dict[str, str]:
     """The ``metadata_props`` of an exported file: how to feed the graph and what it came from."""
     from . import __version__
 
-    scale = getattr(net, "scale", None)
-    props = {"model": str(getattr(net, "registry_name", None) or type(net).__name__),
+    scale = desc.scale
+    props = {"model": desc.model,
              "scale": f"{scale:g}" if isinstance(scale, (int, float)) else str(scale),
              "input_range": "0-1", "channel_order": "RGB", "layout": "NCHW",
              "output": "unclamped; clamp to 0-1",
@@ -96,24 +97,26 @@ def metadata(net: nn.Module, fixed_size: tuple[int, int] | None = None, **extra)
     return props
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 17, sample_hw: tuple[int, int] = (64, 64),
-                check: bool = True, overwrite: bool = False, fixed_size: tuple[int, int] | None = None,
-                meta: dict | None = None) -> dict:
-    """Write ``model`` as ONNX with dynamic batch/height/width, or for the one input size ``fixed_size``,
-    with :func:`metadata` (plus ``meta``) as the file's ``metadata_props``; returns ``{"path",
-    "max_abs_error", "fixed_size", "metadata"}``."""
-    from .checkpoint import atomic_write
+def export_onnx(model: nn.Module | Descriptor, path: str | os.PathLike, opset: int = 17,
+                sample_hw: tuple[int, int] = (64, 64), check: bool = True, overwrite: bool = False,
+                fixed_size: tuple[int, int] | None = None, meta: dict | None = None) -> dict:
+    """Write ``model`` (a module, or the one a :class:`~lightsr.models.loading.Descriptor` holds) as ONNX
+    with dynamic batch/height/width, or for the one input size ``fixed_size``, with :func:`metadata`
+    (plus ``meta``) as the file's ``metadata_props``; returns ``{"path", "max_abs_error", "fixed_size",
+    "metadata"}``."""
+    from .files import atomic_write
 
     onnx, _ = _require_onnx()
-    if getattr(model, "continuous", False):
+    desc = model if isinstance(model, Descriptor) else describe_module(model)
+    if desc.continuous:
         raise LightSRError("continuous-scale models take the scale as an argument and are not exported to ONNX")
     path = Path(path)
     _check_output(path)
-    model = model.eval().float().cpu()
+    model = desc.module.eval().float().cpu()
     x = torch.rand(1, 3, *(fixed_size or sample_hw))
     dynamic = None if fixed_size else {"input": {0: "batch", 2: "height", 3: "width"},
                                        "output": {0: "batch", 2: "out_height", 3: "out_width"}}
-    props = metadata(model, fixed_size, **(meta or {}))
+    props = metadata(desc, fixed_size, **(meta or {}))
     result: dict = {"path": str(path), "max_abs_error": None, "fixed_size": fixed_size, "metadata": props}
 
     def write(tmp: str) -> None:
@@ -162,7 +165,7 @@ def export_model(output: str | os.PathLike, *, model: str | None = None, weights
     shipped weights, ``weights`` read by :func:`lightsr.load`, or both) written to ``output`` by
     :func:`export_onnx`. ``fixed_size``: (H, W) or ``"HxW"``. Returns export_onnx's report plus
     ``scale`` (the model's native scale)."""
-    from .upscaler import load
+    from .models.resolve import resolve
 
     _check_output(output)
     _require_onnx()  # fail before building anything
@@ -170,9 +173,7 @@ def export_model(output: str | os.PathLike, *, model: str | None = None, weights
         from .profile import parse_size
 
         fixed_size = parse_size(fixed_size, "--fixed-size")
-    up = load(model, scale=scale, device="cpu", weights=weights, options=dict(options or {}))
-    desc = getattr(up, "descriptor", None)
-    source = weights or getattr(desc, "source", None)  # the file given, or the shipped one
-    res = export_onnx(up.model, output, opset=opset, check=check, overwrite=overwrite, fixed_size=fixed_size,
-                      meta={"model": getattr(desc, "model", None), "weights": Path(source).name if source else None})
-    return {**res, "scale": up.native_scale}
+    desc = resolve(model, weights, scale, options)
+    res = export_onnx(desc, output, opset=opset, check=check, overwrite=overwrite, fixed_size=fixed_size,
+                      meta={"weights": Path(desc.source).name if desc.source else None})
+    return {**res, "scale": float(desc.scale) if desc.scale is not None else 1.0}

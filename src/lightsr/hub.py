@@ -22,7 +22,7 @@ replaces the URL by ``BASE/<stem>.pth``; the sha256 is checked all the same.
 
 Without a network, :func:`fetch` raises one :class:`LightSRError` line naming the URL to download and
 the exact path to put it at. Shipped weights (``lightsr/weights``) come before published ones; that
-choice is the caller's (:func:`lightsr.upscaler.load`), :func:`status` reports both.
+choice is the caller's (:func:`lightsr.api.load`), :func:`status` reports both.
 """
 from __future__ import annotations
 

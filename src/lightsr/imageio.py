@@ -47,7 +47,7 @@ def _reason(exc: BaseException) -> str:
     return text[:160]
 
 
-def _to_array(im) -> np.ndarray:
+def to_array(im) -> np.ndarray:
     """A loaded PIL image in any mode -> (H, W, C) uint8/uint16."""
     mode = im.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
@@ -120,7 +120,7 @@ def read(path: str | os.PathLike, max_pixels: int | None = None) -> ImageData:
                     upright = ImageOps.exif_transpose(im)
                     if mode == "CMYK" and icc_space(icc) == "CMYK":
                         upright, icc = _cmyk_to_srgb(upright, icc), None
-                    arr = _to_array(upright)
+                    arr = to_array(upright)
         except Exception as exc:  # noqa: BLE001 - truncated / corrupt data
             raise _fail(path, _reason(exc)) from None
     if icc is not None and icc_space(icc) != _space_of(arr.shape[2]):
@@ -357,6 +357,23 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".ti
 READ_EXTENSIONS = tuple(sorted(set(FORMATS) | {".gif", ".ppm", ".pgm", ".pnm", ".tga"}))
 
 
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The image files (:data:`READ_EXTENSIONS`) of ``folder``, sorted; ``recursive``: of its subfolders
+    too. Hidden files and hidden folders (a name starting with ".": ``.DS_Store``, ``._x.png``,
+    ``.git/``) are skipped; symlinked subfolders are not followed. An empty list for a folder without
+    images: the caller checks the folder and words its own errors."""
+    root = Path(folder)
+    if recursive:
+        found = []
+        for top, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [Path(top) / n for n in names]
+    else:
+        found = list(root.iterdir())
+    return sorted(p for p in found
+                  if not p.name.startswith(".") and p.suffix.lower() in READ_EXTENSIONS and p.is_file())
+
+
 def format_for(path: str | os.PathLike) -> str:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
@@ -439,7 +456,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, like: ImageData | No
     an existing file is never replaced unless ``overwrite``. ``png_level``: zlib level 0-9 of PNG
     output (default :data:`PNG_LEVEL`, chosen for speed).
     """
-    from .checkpoint import atomic_write
+    from .files import atomic_write
 
     path = Path(path)
     fmt = format_for(path)

@@ -4,7 +4,7 @@ Every consumer that runs a model on images (the upscaler, ``evaluate``, ``profil
 a :class:`Runner` instead of the module: ``Runner(model, device, precision="auto")(x, scale)`` takes a
 float32 (B, 3, h, w) batch and returns float32, whatever ran inside:
 
-* precision: :func:`lightsr.precision.resolve` (``auto`` = bf16 where native and the model's
+* precision: :func:`lightsr.precision.choose` (``auto`` = bf16 where native and the model's
   registry entry allows it), applied with autocast, so weights stay float32 and reductions, softmax
   and normalisation statistics stay in float32;
 * memory format: channels_last for convolutional models on CPU (oneDNN's fast kernels; bf16 has
@@ -21,37 +21,35 @@ import torch
 from torch import nn
 
 from . import precision as P
+from .models.loading import Descriptor, describe_module
 
 
-def bf16_allowed(model: nn.Module) -> bool:
-    """The registry's verdict on the model's measured bf16 cost (True for unregistered modules)."""
-    name = getattr(model, "registry_name", None)
-    if not name:
-        return True
-    from .models import get_entry
-
-    try:
-        return bool(get_entry(name).bf16)
-    except Exception:  # noqa: BLE001 - an unknown name: no verdict
-        return True
-
-
-def forward_at(model: nn.Module, scale: float | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The one way to run a model at a scale: ``model(x, scale=s)`` for a continuous (arbitrary-scale)
-    model, ``model(x)`` for a fixed-scale one (its scale is built in)."""
-    if getattr(model, "continuous", False):
-        return lambda x: model(x, scale=scale)
-    return model
+def ensemble_x8(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """x8 geometric self-ensemble: mean of ``T^-1(fn(T(x)))`` over the 4 rotations x 2 flips."""
+    out = None
+    for k in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, k, dims=(-2, -1))
+            t = t.flip(-1) if flip else t
+            y = fn(t)
+            y = y.flip(-1) if flip else y
+            y = torch.rot90(y, -k, dims=(-2, -1))
+            out = y if out is None else out + y
+    return out / 8
 
 
 class Runner:
-    """``model`` in eval mode on ``device`` with a resolved precision; call ``runner(x, scale=None)``."""
+    """A model (a :class:`~lightsr.models.loading.Descriptor` from ``resolve``, or a module following the
+    registry's conventions) in eval mode on ``device`` with a chosen precision; call ``runner(x, scale=None)``."""
 
-    def __init__(self, model: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
+    def __init__(self, model: nn.Module | Descriptor, device: torch.device | str = "cpu", precision: str = "fp32",
                  compile: bool = False, channels_last: bool | None = None):
+        desc = model if isinstance(model, Descriptor) else describe_module(model)
         self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        self.precision = P.resolve(precision, self.device, bf16_allowed(model))
+        self.model = desc.module.eval().to(self.device)
+        self.continuous = desc.continuous
+        # auto: bf16 only where the model's registry entry says it costs at most 0.02 dB (desc.bf16)
+        self.precision = P.choose(precision, self.device, desc.bf16)
         if channels_last is None:
             self.channels_last = P.prepare(self.model, self.device, self.precision)
         else:
@@ -81,15 +79,15 @@ class Runner:
     def _run(self, x: torch.Tensor, scale: float | None) -> torch.Tensor:
         if self.compiled is not None:
             try:
-                return forward_at(self.compiled, scale)(x) if self.continuous else self.compiled(x)
+                return self._call(self.compiled, x, scale)
             except Exception as exc:  # noqa: BLE001 - compilation happens at the first call
                 _note_fallback(exc)
                 self.compiled = None
-        return forward_at(self.model, scale)(x)
+        return self._call(self.model, x, scale)
 
-    @property
-    def continuous(self) -> bool:
-        return bool(getattr(self.model, "continuous", False))
+    def _call(self, fn, x: torch.Tensor, scale: float | None) -> torch.Tensor:
+        """A continuous model takes the scale with every call; a fixed-scale one has it built in."""
+        return fn(x, scale=scale) if self.continuous else fn(x)
 
 
 def _note_fallback(exc: Exception) -> None:

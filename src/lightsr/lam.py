@@ -153,7 +153,7 @@ def local_attribution_map(model: nn.Module, lr: torch.Tensor | np.ndarray, y: in
         raise LightSRError(f"the blur kernel size must be odd and positive, got {kernel_size}")
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    from .inference import forward_at
+    from .models.loading import forward_at
 
     fn = forward_at(model, scale)
     was_training = model.training
@@ -270,7 +270,7 @@ def lam_figure(model: str, image: str | Path, scale: float, window: str | tuple[
     ``model`` (a registered name with shipped weights, ``NAME=CHECKPOINT`` or a checkpoint) for the
     output ``window`` (``"Y,X[,SIZE]"`` or (y, x, size)) drawn to ``output`` and, with ``json_path``,
     its figures written as JSON. Returns ``label``, ``weights``, ``result`` (:class:`LAMResult`), ``path``."""
-    from .checkpoint import write_json
+    from .files import write_json
     from .plots import check_output, load_hr_lr, require_matplotlib, resolve_spec
 
     check_output(output, overwrite, figure=True)

@@ -312,7 +312,7 @@ def _pipelined(jobs, load, compute, save, cost, rep: _Reporter) -> None:
         raise fatal[0]
 
 
-def describe(stats: Stats, what: str | None = None) -> str:
+def summary_line(stats: Stats, what: str | None = None) -> str:
     """The summary line: counts, where the output went (the file, or the folder of several), ``what``
     ran (e.g. ``"rlfn_s x4, bf16"``), megapixels, images/s, output MP/s and the model's share of the time."""
     secs, n = stats.wall_s, stats.done

@@ -58,7 +58,7 @@ def check_output(path, overwrite: bool = False, figure: bool = False) -> Path:
 
 def save_figure(fig, output, overwrite: bool = False, dpi: int = 100) -> Path:
     """Write ``fig`` atomically in the format of ``output``'s extension; the figure is released."""
-    from .checkpoint import atomic_write
+    from .files import atomic_write
 
     path = check_output(output, overwrite, figure=True)
     fmt = path.suffix.lower()[1:]
@@ -92,48 +92,28 @@ def load_hr_lr(image, scale: float, jpeg: int | None = None) -> tuple[np.ndarray
 
 
 def resolve_spec(spec: str, scale: float, device=None):
-    """A model spec -> (label, model in eval mode, weights description).
-
-    ``bicubic``; a registered name (its shipped weights for ``scale``; ``NAME:photo`` its photo
-    weights, :mod:`lightsr.photo`); ``NAME=PATH`` (a checkpoint of that architecture); or a checkpoint
-    path, its architecture read from its keys and shapes (:func:`lightsr.models.loading.resolve`, as
-    every command reads a checkpoint).
-    """
-    from .models import build_model, get_entry, pick_device
-    from .models.loading import _is_path, resolve
+    """A model spec -> (label, model in eval mode, weights description), through the front door
+    (:func:`lightsr.models.resolve.resolve`): ``bicubic``; a registered name (its weights for ``scale``;
+    ``NAME:photo`` its photo weights, :mod:`lightsr.photo`); ``NAME=PATH`` (a checkpoint of that
+    architecture); or a checkpoint path, its architecture read from its keys and shapes."""
+    from .models import pick_device
+    from .models.resolve import MissingWeights, resolve
 
     dev = pick_device(device) if device is not None else "cpu"
-    spec = str(spec).strip()
-    name, path = spec, None
-    if "=" in spec:
-        name, path = (s.strip() for s in spec.split("=", 1))
-    elif _is_path(spec):
-        if not Path(spec).is_file():
-            raise LightSRError(f"checkpoint not found: {spec}")
-        model, desc = resolve(spec, scale=scale, device=dev)
-        stem = Path(spec).stem
-        return (desc.model if stem.startswith(desc.model) else f"{desc.model} ({stem})"), model, spec
-    kind = "clean"
-    if path is None and name.endswith(":photo"):
-        name, kind = name[: -len(":photo")], "photo"
-    entry = get_entry(name)
-    if kind == "photo":
-        photo = entry.shipped_weights(scale, "photo")
-        if photo is None:
-            raise LightSRError(f"{entry.name} x{scale:g} has no photo weights")
-        return f"{entry.name} (photo)", build_model(entry.name, scale, str(photo), None, dev), f"shipped:{photo.name}"
-    if path is not None:
-        if not Path(path).is_file():
-            raise LightSRError(f"checkpoint not found: {path}")
-        model = build_model(entry.name, scale, str(path), None, dev)
-        stem = Path(path).stem
-        return (entry.name if stem.startswith(entry.name) else f"{entry.name} ({stem})"), model, str(path)
-    shipped = entry.shipped_weights(scale)
-    model = build_model(entry.name, scale, str(shipped) if shipped else None, None, dev)
-    if shipped is None and any(True for _ in model.parameters()):
-        raise LightSRError(f"no weights ship with lightsr for {entry.name} x{scale:g}; "
-                           f"pass {entry.name}=PATH with a checkpoint")
-    return entry.name, model, (f"shipped:{shipped.name}" if shipped else None)
+    spec, kind = str(spec).strip(), "clean"
+    if spec.endswith(":photo") and "=" not in spec:
+        spec, kind = spec[: -len(":photo")], "photo"
+    try:
+        desc = resolve(spec, scale=scale, kind=kind, device=dev)
+    except MissingWeights as exc:
+        raise LightSRError(f"no weights ship with lightsr for {exc.name} x{scale:g}; "
+                           f"pass {exc.name}=PATH with a checkpoint") from None
+    if desc.origin == "file":
+        stem = Path(desc.source).stem
+        label = desc.model if stem.startswith(desc.model) else f"{desc.model} ({stem})"
+        return label, desc.module, desc.source
+    label = desc.model + (" (photo)" if kind == "photo" else "")
+    return label, desc.module, (f"{desc.origin}:{Path(desc.source).name}" if desc.source else None)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,12 +289,13 @@ def compare_layout(n_models: int, box_hw: tuple[int, int], tile: int = 200, over
 def _sr_image(model, lr: np.ndarray, scale: float) -> np.ndarray:
     import torch
 
-    from .evaluate import _device_of, _dtype_of, _to_tensor, _to_uint8, model_forward
+    from .evaluate import device_of, dtype_of, to_batch, to_u8
+    from .models.loading import forward_at
 
-    x = _to_tensor(lr, _device_of(model), _dtype_of(model))
+    x = to_batch(lr, device_of(model), dtype_of(model))
     with torch.inference_mode():
-        y = model_forward(model, scale)(x)
-    return _to_uint8(y)
+        y = forward_at(model, scale)(x)
+    return to_u8(y)
 
 
 def compare(image, models: list[str], scale: float, output, *, box: str | tuple | None = None,

@@ -49,7 +49,7 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def resolve(precision: str | None, device: torch.device | str = "cpu", bf16_ok: bool = True) -> str:
+def choose(precision: str | None, device: torch.device | str = "cpu", bf16_ok: bool = True) -> str:
     """``precision`` as asked -> the one that runs (``"fp32"``, ``"bf16"`` or ``"fp16"``).
 
     ``bf16_ok``: the model's measured bf16 cost is acceptable (only consulted by ``"auto"``)."""

@@ -42,6 +42,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from .errors import LightSRError
+from .models.loading import Descriptor
 
 CONVENTIONS = ("macs", "fvcore")
 
@@ -76,15 +77,18 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _run(model: nn.Module, x: torch.Tensor, scale: float) -> torch.Tensor:
-    from .inference import forward_at
+    from .models.loading import forward_at
 
     return forward_at(model, scale)(x)
 
 
-def count_params(model: nn.Module) -> int:
-    active = getattr(model, "active_parameters", None)
-    if callable(active):
-        return int(active())
+def count_params(model: nn.Module | Descriptor) -> int:
+    """Parameters of a module; of a width-sliced AnySR model (a Descriptor with ``widths``), those of
+    the sub-network that runs."""
+    if isinstance(model, Descriptor):
+        if model.widths:
+            return int(model.module.active_parameters())
+        model = model.module
     return sum(p.numel() for p in model.parameters())
 
 
@@ -193,11 +197,6 @@ def count_flops(model: nn.Module, scale: float, output_size: tuple[int, int] = (
     return (total, parts) if breakdown else total
 
 
-def count_macs(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280)) -> int:
-    """Multiply-accumulates of one forward pass producing ``output_size`` (H, W)."""
-    return count_flops(model, scale, output_size)
-
-
 def count_fast(model: nn.Module, scale: float, convention: str, input_size: tuple[int, int]) -> int:
     """:func:`count_flops` on a meta-device copy (shapes only: seconds even for a transformer at
     1280x720), or on the model itself when its forward needs real values (SwinIR's and SRFormer's
@@ -216,20 +215,24 @@ def count_fast(model: nn.Module, scale: float, convention: str, input_size: tupl
 
 
 @torch.no_grad()
-def measure_latency(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280),
+def measure_latency(model: nn.Module | Descriptor, scale: float, output_size: tuple[int, int] = (720, 1280),
                     warmup: int = 2, repeats: int = 5, input_size: tuple[int, int] | None = None,
                     precision: str = "fp32", compile: bool = False) -> dict:
     """Median latency of ``repeats`` calls after ``warmup``; ``precision``/``compile`` as the upscaler
     runs them (:class:`lightsr.inference.Runner`; ``"fp32"`` without compile is the plain module)."""
+    desc = model if isinstance(model, Descriptor) else None
+    model = desc.module if desc is not None else model
     device = _device(model)
     x = torch.rand(1, 3, *(input_size or input_size_for(scale, output_size)), device=device)
     ran = "fp32"
     if precision != "fp32" or compile:
-        import copy
+        import dataclasses
 
         from .inference import Runner
 
-        runner = Runner(copy.deepcopy(model), device, precision, compile=compile)
+        timed = copy.deepcopy(model)  # the timed copy (channels_last, compiled) leaves the model as it was
+        runner = Runner(dataclasses.replace(desc, module=timed) if desc is not None else timed, device, precision,
+                        compile=compile)
         ran = runner.precision
         model = runner.model
         _run_model = lambda m, t, s: runner(t, scale=s)  # noqa: E731
@@ -261,28 +264,31 @@ def measure_latency(model: nn.Module, scale: float, output_size: tuple[int, int]
             "compiled": bool(compile)}
 
 
-def profile_model(model: nn.Module, scale: float, output_size: tuple[int, int] = (720, 1280),
+def profile_model(model: nn.Module | Descriptor, scale: float, output_size: tuple[int, int] = (720, 1280),
                   latency: bool = True, convention: str = "macs", input_size: tuple[int, int] | None = None,
                   **latency_kw) -> dict:
-    """Parameters, work under ``convention`` and (optionally) latency; ``input_size`` (H, W), when
-    given, replaces the input derived from ``output_size``."""
+    """Parameters, work under ``convention`` and (optionally) latency of a module, or of the model a
+    :class:`~lightsr.models.loading.Descriptor` holds (its name; for AnySR its sub-network's cost);
+    ``input_size`` (H, W), when given, replaces the input derived from ``output_size``."""
+    desc = model if isinstance(model, Descriptor) else None
+    model = desc.module if desc is not None else model
     model.eval()
     size_in = input_size or input_size_for(scale, output_size)
     out = {
-        "model": getattr(model, "registry_name", type(model).__name__),
+        "model": desc.model if desc is not None else type(model).__name__,
         "scale": scale,
-        "params": count_params(model),
+        "params": count_params(desc if desc is not None else model),
         "flops": count_fast(model, scale, convention, size_in),
         "convention": convention,
         "output_size": list(output_size) if input_size is None else [round(v * scale) for v in size_in],
         "input_size": list(size_in),
     }
-    if getattr(model, "width", None) is not None:
-        out["width"] = model.width
-    if callable(getattr(model, "cost", None)):  # AnySR: the encoder (Table 3's count) and the head beside it
+    if desc is not None and desc.widths:  # AnySR: the encoder (Table 3's count) and the head beside it
+        if model.width is not None:
+            out["width"] = model.width
         out["encoder_macs"], out["head_macs"] = (int(v) for v in model.cost(size_in, scale))
     if latency:
-        out.update(measure_latency(model, scale, input_size=size_in, **latency_kw))
+        out.update(measure_latency(desc if desc is not None else model, scale, input_size=size_in, **latency_kw))
     return out
 
 
@@ -318,7 +324,7 @@ def run_profile(model: str, scale: float, *, options: dict | None = None, device
     width-sliced models), count and time it (:func:`profile_model`) and, with
     ``json_path``, write the result. Sizes are (H, W) or ``"HxW"``; at most one of them is given
     (default: 1280x720 output). :func:`summary` is the line the command prints."""
-    from .models import build_model
+    from .models.resolve import resolve
 
     convention = check_convention(convention)
     if output_size is not None and input_size is not None:
@@ -327,26 +333,27 @@ def run_profile(model: str, scale: float, *, options: dict | None = None, device
     size_out = (720, 1280) if size_in is not None else (_size(output_size, "--output-size") or (720, 1280))
     if json_path and Path(json_path).exists() and not overwrite:
         raise LightSRError(f"{json_path} exists; refusing to overwrite it (pass --overwrite)")
-    net = build_model(model, scale, None, options, device)
+    desc = resolve(model, None, scale, options, pretrained=False, device=device)  # the figures need no weights
+    net = desc.module
     if max_gflops is not None:
         if width is not None:
             raise LightSRError("--width and --max-gflops both choose the AnySR sub-network; give one of them")
-        if not hasattr(net, "width_for_budget"):
+        if not desc.widths:
             raise LightSRError(f"model {model} has no width-sliced sub-networks (--max-gflops)")
         width = net.width_for_budget(max_gflops, size_in or input_size_for(scale, size_out), scale)
     if width is not None:
-        if not hasattr(net, "set_width"):
+        if not desc.widths:
             raise LightSRError(f"model {model} has no width-sliced sub-networks (--width)")
         net.set_width(width)
-    elif hasattr(net, "set_width") and hasattr(net, "width_for_scale"):
+    elif desc.widths:
         net.set_width(net.width_for_scale(scale))
-    from .precision import resolve as resolve_precision
+    from .precision import choose as choose_precision
 
-    resolve_precision(precision, _device(net))  # a bad precision fails before counting
-    result = profile_model(net, scale, size_out, latency=latency, convention=convention, input_size=size_in,
+    choose_precision(precision, _device(net))  # a bad precision fails before counting
+    result = profile_model(desc, scale, size_out, latency=latency, convention=convention, input_size=size_in,
                            precision=precision, compile=compile)
     if json_path:
-        from .checkpoint import write_json
+        from .files import write_json
 
         write_json(json_path, result, overwrite=overwrite)
     return result

@@ -13,7 +13,7 @@ def dispatch(args: argparse.Namespace) -> int:
     any other exception one ``internal error`` line and exit 1 (``LIGHTSR_DEBUG=1``: the traceback)."""
     try:
         if getattr(args, "device", None) is not None:  # mps on Linux, cuda:3 with one GPU: one line
-            from ..upscaler import check_device
+            from ..api import check_device
 
             check_device(args.device)
         return int(args.run(args) or 0)

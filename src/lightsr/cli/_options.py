@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 
 from ..errors import LightSRError
 
@@ -49,8 +50,26 @@ def scale_or_pair(text: str) -> int | float | tuple[int | float, int | float]:
     return sh if sh == sw else (sh, sw)
 
 
+def parse_memory(text: str | None) -> float | None:
+    """"4G", "512M", "1.5GB", "2" (GB) -> bytes."""
+    if text is None:
+        return None
+    t = str(text).strip().upper().removesuffix("B").removesuffix("I")
+    mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    try:
+        if t and t[-1] in mult:
+            value = float(t[:-1]) * mult[t[-1]]
+        else:
+            value = float(t) * 2**30
+    except ValueError:
+        raise LightSRError(f"--max-memory expects a size like 4G or 512M, got {text!r}") from None
+    if not 0 < value < math.inf:  # nan and inf too: a budget no tile can be computed from
+        raise LightSRError(f"--max-memory must be a positive, finite size, got {text!r}")
+    return value
+
+
 def resource_args(p: argparse.ArgumentParser) -> None:
-    """AnySR's any-resource inference (seed 002): which width-sliced sub-network runs."""
+    """AnySR's any-resource inference: which width-sliced sub-network runs."""
     g = p.add_argument_group("AnySR sub-network (anysr_* models)")
     g.add_argument("--width", type=float, default=None, help="run the sub-network of this width (0, 1]")
     g.add_argument("--max-gflops", type=float, default=None,

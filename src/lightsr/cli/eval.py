@@ -38,21 +38,7 @@ def _help(p, dest: str, text: str) -> None:
 def run(args) -> int:
     from ..evaluate import run_evaluation
 
-    model, scale = args.model, args.scale
-    if args.weights is None:  # what upscale runs without --model / --scale: one default for both commands
-        from ..upscaler import DEFAULT_SCALE, default_model
-
-        scale = DEFAULT_SCALE if scale is None else scale
-        if model is None:
-            model = default_model(scale if isinstance(scale, int) else None)
-    elif model is not None and scale is None:  # the scale a named model's checkpoint is for, as upscale reads it
-        from ..errors import LightSRError
-        from ..models.loading import describe
-
-        try:
-            scale = describe(args.weights).run_scale(None)
-        except LightSRError:
-            pass  # run_evaluation says what is wrong with the file, or that --scale is needed
+    model, scale = args.model, args.scale  # none: upscale's default model and scale (run_evaluation)
     run_evaluation(args.data, model=model, weights=args.weights, scale=scale,
                    options=model_options(args), device=args.device, protocol=args.protocol,
                    self_ensemble=args.self_ensemble, precision=args.precision, cache_dir=args.cache_dir,

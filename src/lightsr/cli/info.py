@@ -70,7 +70,7 @@ def _image_format(path: str) -> str | None:
 
 
 def run(args) -> int:
-    from ..checkpoint import json_text
+    from ..files import json_text
     from ..errors import LightSRError
     from ..models.loading import describe
 

@@ -76,7 +76,6 @@ def add_parser(sub) -> None:
     flag("ema", type=float, help="EMA decay (0 = off)")
     flag("clip_grad", type=float, help="max gradient norm (0 = off)")
     flag("precision", help="auto (bf16 where the device does it natively, else fp32), fp32, bf16, fp16 (CUDA)")
-    flag("amp", choices=["none", "bf16", "fp16"], help="legacy spelling of --precision")
     flag("holdout", type=int, metavar="N", help="without --val_dir: validate on N images held out of the "
          "first training folder (default 10)")
     flag("keep", type=int, metavar="N", help="step checkpoints kept (default 2)")
@@ -142,7 +141,7 @@ def apply_flags(cfg, args):
         cfg.scale = args.scale
     simple = {"val_dir": "val_dir", "out": "out", "iters": "iters", "epochs": "epochs", "batch_size": "batch_size",
               "lr": "lr", "device": "device", "workers": "workers", "seed": "seed", "init": "init",
-              "loss": "loss", "amp": "amp", "ema": "ema", "clip_grad": "clip_grad", "val_every": "val_every",
+              "loss": "loss", "ema": "ema", "clip_grad": "clip_grad", "val_every": "val_every",
               "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
               "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
               "precision": "precision", "holdout": "holdout", "keep": "keep", "keep_steps": "keep_steps",

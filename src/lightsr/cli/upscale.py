@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LightSRError
-from ._options import model_options, resource_args, scale_or_pair
+from ._options import model_options, parse_memory, resource_args, scale_or_pair
 
 
 def add_parser(sub) -> None:
@@ -46,9 +46,6 @@ def add_parser(sub) -> None:
                    help="auto (default): bf16 where the device does it natively and the model tolerates it, "
                         "else fp32; fp16 on CUDA only")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (eager if unavailable)")
-    prec = p.add_mutually_exclusive_group()
-    prec.add_argument("--half", action="store_true", help="same as --precision fp16")
-    prec.add_argument("--bf16", action="store_true", help="same as --precision bf16")
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotate ensemble (8x slower)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--suffix", default="", metavar="TXT", help="appended to output file names")
@@ -67,8 +64,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..imageio import FORMATS
-    from ..pipeline import Terminated, describe
-    from ..upscaler import SAMPLE, check_outscale, load, parse_memory, upscale_files
+    from ..pipeline import Terminated, summary_line
+    from ..api import SAMPLE, check_outscale, load
+    from ..batch import upscale_files
 
     if getattr(args, "png_level", None) is not None and not 0 <= args.png_level <= 9:
         raise LightSRError(f"--png-level {args.png_level}: use a level from 0 (fastest, largest) to 9 (smallest)")
@@ -86,8 +84,8 @@ def run(args) -> int:
         raise LightSRError("no input images: give image files, folders or globs, or --sample")
     show = not args.quiet and _is_terminal(sys.stderr)  # progress on a terminal only, never in logs or pipes
     def make(kind: str):
-        return load(args.model, scale=args.scale, device=args.device, weights=args.weights, half=args.half,
-                    bf16=args.bf16, precision=args.precision, compile=args.compile, tile=args.tile or None,
+        return load(args.model, scale=args.scale, device=args.device, weights=args.weights,
+                    precision=args.precision, compile=args.compile, tile=args.tile or None,
                     tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
                     max_memory=parse_memory(args.max_memory), progress=False, outscale=args.outscale,
                     options=model_options(args), kind=kind)
@@ -120,7 +118,7 @@ def run(args) -> int:
     what = running(up) + (", photo weights" if up.kind == "photo" else "")
     if choose is not None and choose.summary():
         what += f"; {choose.summary()}"
-    print(f"lightsr: {describe(stats, what=what)}", file=sys.stderr)
+    print(f"lightsr: {summary_line(stats, what=what)}", file=sys.stderr)
     report = getattr(up.model, "budget_report", None)  # AnySR --max-gflops: what ran, and the head's cost
     if args.max_gflops is not None and callable(report) and report():
         print(f"lightsr: {report()}", file=sys.stderr)

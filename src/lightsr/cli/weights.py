@@ -36,7 +36,7 @@ def _source(url: str) -> str:
 
 
 def run_list(args) -> int:
-    from ..checkpoint import json_text
+    from ..files import json_text
     from ..cache import ENV as CACHE_ENV
     from ..hub import cache_dir, rows
 

@@ -1,7 +1,7 @@
 """Any folder of HR images -> (name, LR, HR) uint8 pairs, as the SR benchmarks are built.
 
-For each image file of the folder (sorted by name; ``.png .jpg .jpeg .bmp .tif .tiff .webp .ppm
-.pgm``, hidden files and other extensions ignored):
+For each image file of the folder (sorted by name; the extensions of
+:data:`lightsr.imageio.READ_EXTENSIONS`, hidden files and other extensions ignored):
 
 1. read it as 8 bit (16-bit files are scaled to 8 bit, an alpha channel is dropped); a grayscale file
    stays one channel under the matlab protocol and is replicated to RGB under the standard one
@@ -37,13 +37,14 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import LightSRError
+from ..layers.coords import norm_scale
+from .. import imageio
 from ..imageio import READ_EXTENSIONS
 from ..metrics import get_protocol
 
-__all__ = ["IMAGE_EXTENSIONS", "Pair", "BenchmarkFolder", "list_images", "lr_size", "crop_hr", "make_lr",
-           "to_rgb", "default_cache_dir", "norm_scale", "scale_text"]
+__all__ = ["Pair", "BenchmarkFolder", "list_images", "lr_size", "crop_hr", "make_lr",
+           "to_rgb", "default_cache_dir", "scale_text"]
 
-IMAGE_EXTENSIONS = READ_EXTENSIONS  # one list of image extensions, in lightsr.imageio
 _CACHE_VERSION = "v2"  # bump when the LR recipe changes
 
 
@@ -78,14 +79,6 @@ def as_8bit(img: np.ndarray) -> np.ndarray:
     elif img.shape[2] == 2:
         img = img[..., :1]
     return np.ascontiguousarray(img)
-
-
-def norm_scale(scale) -> int | float | tuple[float, float]:
-    """A scale as an int or float, or (s_h, s_w) when the two differ (an asymmetric scale)."""
-    from ..layers.coords import parse_scale
-
-    sh, sw = parse_scale(scale)
-    return (sh, sw) if sh != sw else (int(sh) if sh.is_integer() else sh)
 
 
 def scale_text(scale) -> str:
@@ -133,12 +126,11 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise LightSRError(f"{folder} is not a folder of images")
     try:
-        files = sorted(p for p in folder.iterdir()
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file())
+        files = imageio.list_images(folder)
     except PermissionError:
         raise LightSRError(f"cannot read data folder {folder}: permission denied") from None
     if not files:
-        raise LightSRError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in data folder {folder}")
+        raise LightSRError(f"no images ({', '.join(READ_EXTENSIONS)}) in data folder {folder}")
     return files
 
 

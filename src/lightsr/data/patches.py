@@ -42,7 +42,9 @@ from torch.utils.data import Dataset
 
 from ..errors import LightSRError
 
-from .benchmark import IMAGE_EXTENSIONS, as_8bit, to_rgb
+from .. import imageio
+from ..imageio import READ_EXTENSIONS
+from .benchmark import as_8bit, to_rgb
 
 from ..layers.coords import make_coord  # one coordinate convention for the package
 
@@ -52,7 +54,8 @@ from ..layers.coords import make_coord  # one coordinate convention for the pack
 
 
 def list_images(dirs: str | Path | Sequence[str | Path]) -> list[Path]:
-    """Sorted image files of one or more folders (recursive); a clear error for none."""
+    """Sorted image files of one or more folders (recursive; hidden files and folders skipped:
+    :func:`lightsr.imageio.list_images`); a clear error for none."""
     if isinstance(dirs, (str, Path)):
         dirs = [dirs]
     files: list[Path] = []
@@ -60,9 +63,9 @@ def list_images(dirs: str | Path | Sequence[str | Path]) -> list[Path]:
         d = Path(d)
         if not d.is_dir():
             raise LightSRError(f"training folder not found: {d}")
-        found = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        found = imageio.list_images(d, recursive=True)
         if not found:
-            raise LightSRError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {d}")
+            raise LightSRError(f"no images ({', '.join(READ_EXTENSIONS)}) in {d}")
         files += found
     return files
 

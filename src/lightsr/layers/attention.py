@@ -4,7 +4,7 @@
 * :class:`WindowAttention` — Swin/SwinIR's module (keys ``qkv``, ``proj``,
   ``relative_position_bias_table``), reused by MambaIRv2 (its qkv projection lives outside).
 * :func:`channel_self_correlation` — the C-SC branch of HiT's SCC, which C2D-ISR calls CSC
-  (seed 000 eq. 5): ``F = ((Q^T V / N) V^T)^T``, linear in the window size, no softmax.
+  (C2D-ISR eq. 5): ``F = ((Q^T V / N) V^T)^T``, linear in the window size, no softmax.
 * :func:`cached_table` — eval-mode cache of input-independent tables (biases, masks).
 * :class:`PermutedSelfAttention` — SRFormer's PSA (+ :func:`permuted_window_mask`).
 * :class:`SCC` — HiT's spatial-channel correlation (DFE, S-SC with :class:`DynamicPosBias`, C-SC).
@@ -62,7 +62,7 @@ def window_attention(q: Tensor, k: Tensor, v: Tensor, scale: float,
 
 
 def channel_self_correlation(q: Tensor, v: Tensor) -> Tensor:
-    """CSC (seed 000 eq. 5; HiT's C-SC): ``((Q^T V / N) V^T)^T`` per window.
+    """CSC (C2D-ISR eq. 5; HiT's C-SC): ``((Q^T V / N) V^T)^T`` per window.
 
     q, v: (..., N, c) -> (..., N, c). N is the number of tokens in the (padded) window.
     """

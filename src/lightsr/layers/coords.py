@@ -5,7 +5,7 @@ Conventions (LIIF, ``yinboc/liif``; design/architectures.md section 5)
 * A query coordinate is ``(y, x)`` in [-1, 1], pixel centres: ``make_coord((H, W))[i, j] =
   (-1 + (2i+1)/H, -1 + (2j+1)/W)``. A query grid is (B, Hq, Wq, 2).
 * The cell of an HR pixel is ``(2/H_hr, 2/W_hr)``, shape (B, 2). For an LR map of h x w,
-  ``cell * (h, w) = 2/s`` (the "rel_cell" of LIIF = the ``cell = [2/s_H, 2/s_W]`` of seed 000).
+  ``cell * (h, w) = 2/s`` (the "rel_cell" of LIIF = the ``cell = [2/s_H, 2/s_W]`` of C2D-ISR).
 * A head is an ``nn.Module`` with ``forward(feat, coord, cell, inp) -> (B, 3, Hq, Wq)`` where
   ``feat`` (B, C, h, w) are backbone features and ``inp`` is the (normalised) LR image the
   bilinear skip of SRNO/HIIF-L reads. ``head.global_queries`` is True when the head attends over
@@ -37,8 +37,9 @@ from torch import Tensor, nn
 from ..errors import LightSRError
 
 __all__ = [
-    "make_coord", "make_cell", "coord_grid", "parse_scale", "output_size", "scale_from_cell",
+    "make_coord", "make_cell", "coord_grid", "parse_scale", "norm_scale", "output_size", "scale_from_cell",
     "neighbours", "ensemble_weights", "hierarchical_bits", "local_coord", "query_chunks", "ImplicitSR",
+    "cell_map", "grid_sample_bilinear",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -87,6 +88,17 @@ def parse_scale(scale: float | Sequence[float]) -> tuple[float, float]:
     if not all(math.isfinite(s) and s > 0 for s in pair):
         raise LightSRError(f"scale must be positive, got {scale!r}")
     return pair  # type: ignore[return-value]
+
+
+def norm_scale(scale):
+    """A scale as given -> None, a number (an integral one as an int), or (s_h, s_w) when the two differ
+    (continuous-scale models); a LightSRError for an invalid one."""
+    if scale is None:
+        return None
+    sh, sw = parse_scale(scale)
+    if sh != sw:
+        return sh, sw
+    return int(sh) if sh.is_integer() else sh
 
 
 def output_size(h: int, w: int, scale: float | Sequence[float]) -> tuple[int, int]:
@@ -139,7 +151,7 @@ def ensemble_weights(rels: Sequence[Tensor]) -> list[Tensor]:
 
 def local_coord(coord: Tensor, lr_size: tuple[int, int]) -> Tensor:
     """Query position inside its LR pixel, in LR-pixel units measured from the upper-left
-    neighbouring centre: (B, 2, Hq, Wq), clamped to [0, 1] (the x_q of seed 000 eq. 7)."""
+    neighbouring centre: (B, 2, Hq, Wq), clamped to [0, 1] (the x_q of C2D-ISR eq. 7)."""
     h, w = lr_size
     sizes = torch.tensor([h, w], device=coord.device, dtype=coord.dtype)
     # continuous LR-pixel index of the query, centres at integers
@@ -155,11 +167,11 @@ def hierarchical_bits(x_local: Tensor, level: int) -> Tensor:
     return torch.remainder(torch.floor(t * 2 ** (level + 1)), 2)
 
 
-def _grid_sample_bilinear(inp: Tensor, coord: Tensor) -> Tensor:
+def grid_sample_bilinear(inp: Tensor, coord: Tensor) -> Tensor:
     return F.grid_sample(inp, coord.flip(-1), mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _cell_map(cell: Tensor, lr_size: tuple[int, int], like: Tensor) -> Tensor:
+def cell_map(cell: Tensor, lr_size: tuple[int, int], like: Tensor) -> Tensor:
     rel_cell = cell * torch.tensor(lr_size, device=cell.device, dtype=cell.dtype)
     return rel_cell.view(-1, 2, 1, 1).expand(-1, 2, *like.shape[-2:])
 

@@ -1,7 +1,7 @@
 """Width-sliced ("slimmable") convolution (AnySR ``USConv2d``; Yu et al., slimmable networks).
 
 One full weight tensor; at run time the layer uses ``weight[:out_used, :in_used]`` (the first
-filters, seed 002 section 3.2: Theta_{F_t} = Theta_F[1:|Theta_{F_t}|]):
+filters, AnySR section 3.2: Theta_{F_t} = Theta_F[1:|Theta_{F_t}|]):
 
 * ``slim_in``:  in_used = the channel count of the input actually received;
 * ``slim_out``: out_used = ``out_groups * floor(out_channels / out_groups * width)`` (AnySR's

@@ -14,9 +14,9 @@ __all__ = ["build_model", "create_model", "get_entry", "list_models", "register_
 def build_model(name: str, scale: float | None = None, weights: str | None = None,
                 options: dict[str, Any] | None = None, device: str | torch.device | None = "cpu") -> nn.Module:
     """A registered model with ``weights`` loaded strictly (checked against the checkpoint's detected
-    architecture and scale), in eval mode, on ``device``: :func:`lightsr.models.loading.resolve`
-    without the descriptor and without shipped weights (no ``weights``: random initialisation)."""
-    from .loading import resolve
+    architecture and scale), in eval mode, on ``device``; no ``weights``: its random initialisation.
+    The module of :func:`lightsr.models.loading.build`; commands use the front door
+    :func:`lightsr.models.resolve.resolve`, which also finds shipped and published weights."""
+    from .loading import build
 
-    model, _ = resolve(name, weights=weights, scale=scale, options=options, device=device, shipped=False)
-    return model
+    return build(name, weights, scale, options, device).module

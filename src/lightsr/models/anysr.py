@@ -1,7 +1,7 @@
-"""AnySR (Zhan et al., seed 002): any-scale, any-resource rebuilding of arbitrary-scale SR models.
+"""AnySR (Zhan et al.): any-scale, any-resource rebuilding of arbitrary-scale SR models.
 
 A general transform: the backbone's residual blocks become width-sliced AnySR blocks (one weight
-tensor; the sub-network F_t runs with the first floor(C * w_t) channels, seed section 3.2) with a
+tensor; the sub-network F_t runs with the first floor(C * w_t) channels, AnySR section 3.2) with a
 scale-aware channel attention fed by **feature interweaving** (section 3.3, eqs. 5-7); any implicit
 head (LIIF, MetaSR, SRNO) is kept as it is. Registry: ``anysr_<head>_<backbone>``.
 
@@ -21,7 +21,7 @@ differ, the seed is the default and the code's choice an option:
 * The code's EDSR-AnySR encoder subtracts the DIV2K mean (``mean_shift=True``); the SRNO/LIIF encoders
   it is initialised from do not, so the default here keeps the encoder of ``srno_edsr`` unchanged.
 
-Any-resource inference (seed section 3.2 / Table 3): ``model.mode = "scale"`` (the paper's dagger:
+Any-resource inference (AnySR section 3.2 / Table 3): ``model.mode = "scale"`` (the paper's dagger:
 the sub-network of the scale's group), ``"full"`` (double dagger: the whole network for every
 scale), ``model.set_width(w)`` (a fixed sub-network; ``None`` restores the mode), or
 ``model.max_gflops = G`` (the widest sub-network whose *encoder* MACs for this input and scale are
@@ -34,7 +34,7 @@ the head's MACs beside the encoder's).
 
 Training (Algorithm 1) lives on the training side, :mod:`lightsr.train.anysr` (the engine's step
 hook ``lightsr.train.anysr:train_step_hook``; ``model.reset_p`` / ``model.reset_rule`` configure its
-line 4); :func:`init_from_arbitrary` here initialises from the trained original (``srno_edsr`` ...).
+line 4); :func:`from_original` here maps the trained original's weights (``srno_edsr`` ...) for the warm start.
 ArbSR (``anysr_arbsr_*``): its scale-aware adaption blocks stay full width.
 """
 from __future__ import annotations
@@ -326,10 +326,6 @@ class AnySR(ImplicitSR):
     def widths(self) -> tuple[float, ...]:
         return self.encoder.widths
 
-    def init_from_checkpoint(self, path) -> dict:
-        """``lightsr train --init``: weights of the trained arbitrary-scale original (seed 4.1)."""
-        return init_from_arbitrary(self, path)
-
     def set_width(self, width: float | None) -> None:
         """Run a fixed sub-network (0 < w <= 1); ``None`` returns to the scale/full mode."""
         if width is not None and not 0 < float(width) <= 1:
@@ -431,35 +427,19 @@ class AnySR(ImplicitSR):
 # ----------------------------------------------------------------------------------------------
 
 
-def init_from_arbitrary(model: AnySR, source: nn.Module | dict | str) -> dict:
-    """Initialise an AnySR model from its trained arbitrary-scale original (``srno_edsr`` ->
-    ``anysr_srno_edsr``..., seed section 4.1): a module, a state dict or a checkpoint file. EDSR
-    ResBlock keys ``body.{i}.body.{0,2}`` map to the AnySR block's ``conv1`` / ``conv2``; the
-    scale-aware attention MLPs (``fc1``/``fc2``, the only new parameters) keep their fresh
-    initialisation; anything else missing, unexpected or of another shape is an error.
-    Returns ``{"loaded": n, "fresh": [keys]}``."""
+# the only parameters AnySR adds to its original: the scale-aware attention MLPs of every block
+NEW_PARAMETERS = ("encoder.*.fc1", "encoder.*.fc2")
+
+
+def from_original(sd: dict) -> dict:
+    """AnySR's warm start from its trained arbitrary-scale original (``srno_edsr`` -> ``anysr_srno_edsr``
+    ..., AnySR section 4.1) as a filter for :func:`lightsr.checkpoint.warm_start`: EDSR ResBlock keys
+    ``body.{i}.body.{0,2}`` become the AnySR block's ``conv1`` / ``conv2``; with ``fresh=NEW_PARAMETERS``
+    the attention MLPs keep their initialisation and anything else that differs is refused."""
     import re
 
-    from ..checkpoint import read_state_dict
-
-    if isinstance(source, nn.Module):
-        sd = source.state_dict()
-    elif isinstance(source, dict):
-        sd = source
-    else:
-        sd = read_state_dict(source)
-    mapped = {re.sub(r"^encoder\.body\.(\d+)\.body\.([02])\.",
-                     lambda m: f"encoder.body.{m[1]}.conv{1 if m[2] == '0' else 2}.", k): v for k, v in sd.items()}
-    own = model.state_dict()
-    fresh = [k for k in own if k not in mapped and re.match(r"encoder\..*\.fc[12]\.(weight|bias)$", k)]
-    missing = [k for k in own if k not in mapped and k not in fresh]
-    unexpected = [k for k in mapped if k not in own]
-    shape = [k for k in own if k in mapped and tuple(mapped[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shape:
-        raise LightSRError(f"cannot initialise this AnySR model from that checkpoint: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}, other shapes {shape[:3]}")
-    model.load_state_dict({k: mapped[k] for k in own if k in mapped}, strict=False)
-    return {"loaded": len(own) - len(fresh), "fresh": fresh}
+    return {re.sub(r"^encoder\.body\.(\d+)\.body\.([02])\.",
+                   lambda m: f"encoder.body.{m[1]}.conv{1 if m[2] == '0' else 2}.", k): v for k, v in sd.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -502,8 +482,8 @@ def _register(head: str, backbone: str) -> None:
 
     builder.__name__ = f"anysr_{head}_{backbone}"
     builder.__doc__ = f"AnySR-rebuilt {head.upper()} on {backbone.upper()} (any-scale, any-resource)."
-    register_model(builder.__name__, scales=None, paper="Zhan et al., AnySR (seed 002)",
-                   family="arbitrary-scale")(builder)
+    register_model(builder.__name__, scales=None, paper="Zhan et al., AnySR: Realizing Image Super-Resolution as Any-Scale, Any-Resource",
+                   family="arbitrary-scale", key_filter=from_original, fresh=NEW_PARAMETERS)(builder)
 
 
 for _h in _HEADS:

@@ -12,11 +12,12 @@ from torch import nn
 
 from ..layers.coords import ImplicitSR
 from .arbsr import ArbSRHead
+from .detect import Guess, Miss, Shapes, defaults_of, detector, nondefault
 from .edsr import EDSR
-from .hiif import HIIFL
+from .hiif import HIIFL, head_options
 from .liif import LIIFHead
 from .metasr import MetaSRHead
-from .rdn import RDN
+from .rdn import RDN, rdn_config
 from .registry import register_model
 from .srno import SRNOHead
 
@@ -24,7 +25,7 @@ HEADS = {
     "liif": (LIIFHead, "Chen et al., CVPR 2021 (LIIF)"),
     "metasr": (MetaSRHead, "Hu et al., CVPR 2019 (Meta-SR, LIIF re-implementation)"),
     "srno": (SRNOHead, "Wei & Zhang, CVPR 2023 (SRNO)"),
-    "hiif_l": (HIIFL, "C2D-ISR HIIF-L (seed 000 eqs. 7-9)"),
+    "hiif_l": (HIIFL, "HIIF-L, eqs. 7-9 of C2D-ISR: Optimizing Attention-based Image Super-resolution from Continuous to Discrete Scales (Jiang et al. 2025)"),
     "arbsr": (ArbSRHead, "Wang et al., ICCV 2021 (ArbSR: scale-aware adaption every 4 blocks + SA up-sampler)"),
 }
 ARBSR_K = 4  # ArbSR's adaption period on the 16-block EDSR/RDN encoders (the official code: K=1 on RCAN's 10 groups)
@@ -50,3 +51,72 @@ def _register(head: str, bb: str) -> None:
 for _h in HEADS:
     for _b in BACKBONES:
         _register(_h, _b)
+
+
+# ---------------------------------------------------------------------------------------------
+# detection: encoder.* (EDSR-baseline or RDN-B) + an implicit head; AnySR (models/anysr.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def _implicit_head(s: Shapes, in_dim: int) -> tuple[str, dict]:
+    """(head name, head options) from the head's own top-level keys."""
+    if "sa_upsample.offset.weight" in s:
+        return "arbsr", {}
+    if "conv00.weight" in s:
+        width, heads = s.out("conv00.weight"), s.out("conv0.kln.weight")
+        return "srno", nondefault({"width": width, "heads": heads}, defaults_of(SRNOHead))
+    if "fc_layers.0.fc1.weight" in s:
+        return "hiif_l", head_options(s, in_dim)
+    if "imnet.layers.0.weight" in s:
+        first = s.shape("imnet.layers.0.weight")
+        if first[1] == 3:  # Meta-SR's weight-prediction MLP takes [rel_coord, 1/s]
+            return "metasr", nondefault({"hidden": first[0]}, defaults_of(MetaSRHead))
+        n = s.stepped("imnet.layers.{}.weight")
+        hidden = tuple(s.out(f"imnet.layers.{2 * i}.weight") for i in range(n - 1))
+        extra = first[1] - 9 * in_dim
+        unfold = extra in (2, 4)
+        cell = (first[1] - (9 if unfold else 1) * in_dim) == 4
+        opts = nondefault({"hidden": hidden, "feat_unfold": unfold, "cell_decode": cell}, defaults_of(LIIFHead))
+        return "liif", opts
+    raise Miss("no implicit head (imnet.* LIIF/MetaSR, conv00 SRNO, fc_layers HIIF-L, sa_upsample ArbSR)")
+
+
+def _anysr_ase(s: Shapes, fc1: str, c_in: int, lam_default: int) -> dict:
+    if fc1 not in s:
+        return {"ase": None}
+    extra = s.inp(fc1) - c_in
+    if extra == 2:
+        return {"ase": "concat"}  # (also what ase="fi" with lam=1 would give: documented as concat)
+    if extra < 2 or extra % 2:
+        raise Miss(f"AnySR attention input {s.inp(fc1)} is not C_in + 2 lambda")
+    return {} if extra // 2 == lam_default else {"lam": extra // 2}
+
+
+@detector("arbitrary-scale EDSR", "encoder.head.0.weight", "encoder.body.16.weight")
+def _implicit_edsr(s: Shapes) -> list[Guess]:
+    feats = s.out("encoder.head.0.weight")
+    head, opts = _implicit_head(s, feats)
+    d = {"encoder": "edsr", "head": head}
+    if "encoder.body.0.conv1.weight" in s:  # AnySR residual blocks (conv1/conv2/fc1/fc2)
+        if head == "hiif_l":
+            raise Miss("AnySR has no HIIF-L variant")
+        # lam: anysr.build_anysr's default on EDSR (lam or 4)
+        return [(f"anysr_{head}_edsr", None, _anysr_ase(s, "encoder.body.0.fc1.weight", feats, 4), d)]
+    return [(f"{head}_edsr", None, opts, d)]
+
+
+@detector("arbitrary-scale RDN", "encoder.SFENet1.weight", "encoder.RDBs.0.LFF.weight", "encoder.GFF.0.weight")
+def _implicit_rdn(s: Shapes) -> list[Guess]:
+    rdn_config(s, "encoder.")
+    head, opts = _implicit_head(s, s.out("encoder.SFENet1.weight"))
+    d = {"encoder": "rdn", "head": head}
+    growth = s.out("encoder.RDBs.0.convs.0.conv.0.weight")
+    if "encoder.RDBs.0.fc1.weight" in s:
+        if head == "hiif_l":
+            raise Miss("AnySR has no HIIF-L variant")
+        # lam: anysr.build_anysr's default on RDN (lam or 8)
+        return [(f"anysr_{head}_rdn", None, _anysr_ase(s, "encoder.RDBs.0.fc1.weight", 2 * growth, 8), d)]
+    guesses: list[Guess] = [(f"{head}_rdn", None, opts, d)]
+    if head != "hiif_l" and not opts:  # AnySR-RDN without ASE: the same tensors (PREFER decides)
+        guesses.append((f"anysr_{head}_rdn", None, {"ase": None}, d))
+    return guesses

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from ..resize import imresize
-from .registry import register_model
+from .registry import Traits, register_model
 
 
 class Bicubic(nn.Module):
@@ -27,7 +27,8 @@ class Bicubic(nn.Module):
         return imresize(x.to(dt), output_size=size).to(x.dtype)
 
 
-@register_model("bicubic", scales=None, paper="MATLAB imresize (bicubic, a = -0.5)", family="interpolation")
+@register_model("bicubic", scales=None, paper="MATLAB imresize (bicubic, a = -0.5)", family="interpolation",
+                traits=Traits(tiling_exact=True))  # no weights; a 4x4 kernel
 def bicubic(scale: float = 4) -> Bicubic:
     """MATLAB-compatible bicubic up-scaling (no parameters, any scale)."""
     return Bicubic(4 if scale is None else scale)

@@ -1,4 +1,4 @@
-"""C2D-ISR (Jiang et al. 2025, seed 000): HiET layer (eqs. 2-6), U-Net HiET block (eq. 1), and the
+"""C2D-ISR (Jiang et al. 2025): HiET layer (eqs. 2-6), U-Net HiET block (eq. 1), and the
 SwinIR-C2D / SRFormer-C2D models with the discrete pixel-shuffle head (eq. 10) or, for stage 1,
 the HIIF-L continuous head.
 
@@ -45,11 +45,11 @@ Reuse (MambaIRv2-C2D)
 
 Stage 1 / stage 2: ``swinir_c2d_hiif`` / ``srformer_c2d_hiif`` = the same backbone
 (``upsample=None``) + ``models.hiif.HIIFL`` in ``layers.coords.ImplicitSR`` (keys ``encoder.*``);
-:func:`init_from_stage1` copies f_S, f_D into the discrete model (eq. 10).
+:func:`stage1_body` maps f_S, f_D onto the discrete model (eq. 10) for :func:`lightsr.checkpoint.warm_start`.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -59,10 +59,14 @@ from ..layers.attention import DFE, SCC, channel_self_correlation
 from ..layers.ffn import make_ffn
 from ..layers.skeleton import LightweightSR, map_to_tokens, tokens_to_map
 from ..layers.window import pad_to_multiple, tensor_cache, window_partition, window_reverse
-from .registry import register_model
+from .detect import Guess, Miss, Shapes, defaults_of, detector, detectors, nondefault, pixel_shuffle_scale
+from .hiif import HIIFL, head_options
+from .registry import Traits, register_model
+from .swinir import SKELETON, transformer_guess
 
 PAPER = "C2D-ISR: Optimizing Attention-based Image Super-resolution from Continuous to Discrete Scales (Jiang et al. 2025)"
 WINDOWS_6 = (64, 32, 8, 8, 32, 64)
+WINDOWS_5 = (64, 32, 8, 32, 64)  # MambaIRv2-C2D's (Table 1; models/mambairv2.py)
 MLPS = ("linear", "mlp", "dfe")
 
 
@@ -236,7 +240,7 @@ class HiETBlock(nn.Module):
 class C2DNet(LightweightSR):
     """The lightweight skeleton (layers/skeleton.py) with HiET blocks and no global padding (every
     HiET layer pads to its own window). ``forward_features(x)`` gives F_D for any head (eq. 10 or
-    HIIF-L), so stage 2 initialises from stage 1 (:func:`init_from_stage1`)."""
+    HIIF-L), so stage 2 initialises from stage 1 (:func:`stage1_body`)."""
 
 
 def c2d_backbone(scale: int, ffn: str, *, dim: int = 60, blocks: int = 4,
@@ -278,29 +282,29 @@ def _flag(v) -> bool:
     raise LightSRError(f"C2D options hie/unet take true or false, not {v!r}")
 
 
-def init_from_stage1(model: nn.Module, stage1: nn.Module | dict) -> nn.Module:
-    """Eq. 10 initialisation: copy f_S and f_D (everything but the head) of a stage-1 continuous
-    twin (an ImplicitSR with ``encoder.*`` keys, or its state dict) into a discrete C2D model."""
-    from ..checkpoint import fit_state_dict
-
-    sd = stage1.state_dict() if isinstance(stage1, nn.Module) else stage1
-    enc = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
-    fit = fit_state_dict(model, enc, free=("upsample",))  # the stage-2 head is new (eq. 10)
-    if not fit.exact:
-        bad = fit.missing + fit.unexpected + fit.shapes
-        raise LightSRError(f"stage-1 backbone does not match this model ({len(fit.missing)} missing, "
-                           f"{len(fit.unexpected)} unexpected, {len(fit.shapes)} of another shape, e.g. {bad[0]})")
-    model.load_state_dict(fit.tensors, strict=False)
-    return model
+def stage1_body(sd: dict) -> dict:
+    """Eq. 10 as a warm-start filter (:func:`lightsr.checkpoint.warm_start`): the f_S and f_D of a stage-1
+    continuous twin (its ``encoder.*``) under the discrete model's own names, the implicit head (HIIF-L)
+    dropped; ``warm_start(model, twin, fresh=("upsample",), filter=stage1_body)`` is stage 2's start. A
+    state dict without ``encoder.*`` (not a twin) passes unchanged."""
+    if not any(k.startswith("encoder.") for k in sd):
+        return sd
+    return {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
 
 
-@register_model("swinir_c2d", paper=PAPER, family="c2d")
+def c2d_traits(options: dict) -> Traits:
+    """A discrete C2D model's input traits: every HiET layer pads to its own window, so the input
+    multiple is the largest window (64 by default); window attention makes tiling approximate."""
+    return Traits(window_multiple=max(options.get("windows") or (64,)), min_size=1, tiling_exact=False)
+
+
+@register_model("swinir_c2d", paper=PAPER, family="c2d", traits=c2d_traits)
 def swinir_c2d(scale: int = 4, **opts) -> C2DNet:
     """SwinIR-C2D (C2D-ISR Table 1): 4 U-Net HiET blocks [64,32,8,8,32,64], C=60, SwinIR MLP FFN."""
     return c2d_backbone(scale, "mlp", **opts)
 
 
-@register_model("srformer_c2d", paper=PAPER, family="c2d")
+@register_model("srformer_c2d", paper=PAPER, family="c2d", traits=c2d_traits)
 def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
     """SRFormer-C2D (C2D-ISR Table 1): 4 U-Net HiET blocks [64,32,8,8,32,64], C=60, ConvFFN."""
     return c2d_backbone(scale, "conv", **opts)
@@ -319,7 +323,6 @@ def continuous_twin(model: nn.Module, head_opts: dict | None = None, max_queries
     followed by HIIF-L (eqs. 7-9) instead of its up-sampler, which is removed. The network
     normalises its own input (``ImplicitSR(norm=None)``); state-dict keys ``encoder.*`` + HIIF-L's."""
     from ..layers.coords import ImplicitSR
-    from .hiif import HIIFL
 
     if not callable(getattr(model, "forward_features", None)):
         raise LightSRError(f"{type(model).__name__} has no forward_features (F_D before its up-sampler); "
@@ -361,3 +364,106 @@ def swinir_c2d_hiif(max_queries: int = 65536, **opts) -> nn.Module:
 def srformer_c2d_hiif(max_queries: int = 65536, **opts) -> nn.Module:
     """SRFormer-C2D stage-1 twin: the same backbone + HIIF-L (eqs. 7-9); continuous scale."""
     return _continuous("conv", max_queries=max_queries, **opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# detection: the transformer skeleton (SwinIR, SRFormer, HiT, MambaIRv2, C2D) and the C2D twins
+# ---------------------------------------------------------------------------------------------
+
+
+def _skeleton_scale(s: Shapes, prefix: str) -> int | None:
+    if prefix:  # an ImplicitSR twin: no up-sampler
+        return None
+    return pixel_shuffle_scale(s.out("upsample.0.weight"))
+
+
+def _hiet_mlp(s: Shapes, attn: str) -> tuple[str, int]:
+    """(mlp kind, its input width) of a HiET attention's eq. 3 MLP."""
+    if attn + "mlp.linear.weight" in s:
+        return "dfe", s.inp(attn + "mlp.linear.weight")
+    if attn + "mlp.0.weight" in s:
+        return "mlp", s.inp(attn + "mlp.0.weight")
+    return "linear", s.inp(attn + "mlp.weight")
+
+
+def _c2d(s: Shapes, prefix: str) -> list[Guess]:
+    """SwinIR-C2D / SRFormer-C2D / MambaIRv2-C2D and their continuous (HIIF-L) twins."""
+    rg = prefix + "layers.{}.residual_group."
+    lay = rg.format(0) + "layers.0."
+    dim = s.out(prefix + "conv_first.weight")
+    blocks = s.count(prefix + "layers.{}.conv.weight")
+    n_layers = s.count(rg.format(0) + "layers.{}.norm2.weight")
+    skips = s.count(rg.format(0) + "fusions.{}.weight")
+    mamba = lay + "assm.selectiveScan.A_logs" in s
+    name = "mambairv2_c2d" if mamba else ("srformer_c2d" if lay + "ffn.dwconv.depthwise_conv.0.weight" in s
+                                          else "swinir_c2d")
+    windows = WINDOWS_5 if mamba else WINDOWS_6
+    if n_layers != len(windows):
+        raise Miss(f"{n_layers} layers per block: their window sizes cannot be read from the weights "
+                   f"(name the model and pass --opt windows=[...])")
+    mlp, mlp_in = _hiet_mlp(s, lay + "attn.")
+    d: dict[str, Any] = {"dim": dim, "blocks": blocks, "layers": n_layers, "skips": skips, "mlp": mlp}
+    opts: dict[str, Any] = {"mlp": mlp, "skips": skips}
+    if mamba:
+        defaults = {"mlp": "dfe", "skips": 1}  # mambairv2.mambairv2_c2d_backbone's
+    else:
+        attention = "scc" if lay + "attn.scc.proj.weight" in s else "csc"
+        hie = mlp_in == dim + 2
+        d.update(hie=hie, attention=attention, norm="pre" if lay + "norm1.weight" in s else "post",
+                 mlp_ratio=s.out(lay + "ffn.fc1.weight") / dim)
+        opts.update(dim=dim, blocks=blocks, hie=hie, attention=attention, norm=d["norm"],
+                    mlp_ratio=d["mlp_ratio"])
+        if attention == "scc":
+            opts["heads"] = d["heads"] = s.out(lay + "attn.scc.pos.pos3.2.weight") \
+                if lay + "attn.scc.pos.pos3.2.weight" in s else 6
+        defaults = defaults_of(c2d_backbone)
+    opts = nondefault(opts, defaults)
+    if opts.get("skips") == 0 and not mamba:  # the linear (non-U-Net) block, spelled as its ablation
+        del opts["skips"]
+        opts["unet"] = False
+    if not prefix:
+        return [(name, _skeleton_scale(s, prefix), opts, d)]
+    head = head_options(s, dim)
+    if head:
+        opts["head_opts"] = head
+    return [(name + "_hiif", None, opts, d)]
+
+
+@detector("transformer skeleton", *SKELETON)
+def _skeleton(s: Shapes) -> list[Guess]:
+    if "layers.0.residual_group.fusions.0.weight" in s or "layers.0.residual_group.layers.0.attn.norm.weight" in s:
+        return _c2d(s, "")
+    return transformer_guess(s)  # models/swinir.py: SwinIR, SRFormer, HiT, MambaIRv2 (light)
+
+
+@detector("C2D continuous twin (HIIF-L)", *("encoder." + k for k in SKELETON), "fc_layers.0.fc1.weight",
+          "attn.0.kln.weight")
+def _skeleton_twin(s: Shapes) -> list[Guess]:
+    return _c2d(s, "encoder.")
+
+
+@detector("C2D stage-1 twin of a discrete network (HIIF-L)", "fc_layers.0.fc1.weight", "attn.0.kln.weight")
+def _network_twin(s: Shapes) -> list[Guess]:
+    """``NAME_hiif`` (``TWIN_BASES``): ``encoder.*`` is NAME's body without its up-sampler. The body's
+    own detector reads it, given a stand-in x4 up-sampler weight."""
+    body = {k[len("encoder."):]: v for k, v in s.shapes.items() if k.startswith("encoder.")}
+    if not body:
+        raise Miss("no encoder.* keys")
+    dim = s.inp("freq.weight") if "freq.weight" in s else (s.inp("fc_layers.0.fc1.weight") - 4) // 4
+    stand_in = (3 * 16, dim, 3, 3)
+    b = Shapes({**body, "upsampler.0.weight": stand_in, "upsample.0.weight": stand_in})
+    out: list[Guess] = []
+    for det in detectors():
+        if det.infer in (_network_twin, _skeleton_twin) or not all(k in b for k in det.signature):
+            continue
+        try:
+            guesses = det.infer(b)
+        except Miss:
+            continue
+        for name, _, opts, details in guesses:
+            if name in TWIN_BASES:
+                head = head_options(s, dim)
+                out.append((f"{name}_hiif", None, {**opts, **({"head_opts": head} if head else {})}, details))
+    if not out:
+        raise Miss("its encoder.* is not the body of a network with a registered twin")
+    return out

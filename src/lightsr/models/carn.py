@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers.skeleton import DIV2K_MEAN  # the one copy: the RGB mean of DIV2K
-from .registry import Published, register_model
+from .detect import Guess, Miss, Shapes, builder_defaults, detector, nondefault
+from .registry import Published, Traits, register_model
 
 
 class MeanShift(nn.Module):
@@ -157,7 +158,18 @@ _CARN_M = Published(  # one file, one network with x2/x3/x4 heads
     2: _CARN_M, 3: _CARN_M,
     4: Published(_CARN_M.url, _CARN_M.sha256, _CARN_M.licence, {
         "Set5": (31.8813, 0.8910), "Set14": (28.4132, 0.7772), "BSD100": (27.4524, 0.7316)},
-        "the paper's Set5 31.92 is not reproduced by the official code with this file")})
+        "the paper's Set5 31.92 is not reproduced by the official code with this file")},
+                traits=Traits(tiling_exact=True))  # a purely local CNN
 def carn_m(scale: int = 4, channels: int = 64, groups: int = 4) -> CARNM:
     """CARN-M (cascading residual network, mobile), one network with x2/x3/x4 heads; 415K params."""
     return CARNM(scale=scale, channels=channels, groups=groups)
+
+
+@detector("carn_m", "entry.weight", "b1.b1.body.0.weight", "c1.body.0.weight", "exit.weight")
+def _carn_m(s: Shapes) -> list[Guess]:
+    heads = tuple(k for k in (2, 3, 4) if f"upsample.up{k}.body.0.weight" in s)
+    if heads != (2, 3, 4):
+        raise Miss("not the multi-scale network with up2/up3/up4 heads (lightsr builds that one)")
+    c = s.out("entry.weight")
+    d = {"channels": c, "groups": c // s.inp("b1.b1.body.0.weight")}
+    return [("carn_m", heads, nondefault(d, builder_defaults("carn_m")), d)]

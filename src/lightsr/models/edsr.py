@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from ..layers.skeleton import DIV2K_MEAN  # the one copy: the RGB mean of DIV2K
 from ..layers.upsample import Upsample
 from .arbsr import SAAdapt
-from .registry import register_model
+from .detect import Guess, Miss, Shapes, defaults_of, detector
+from .registry import Traits, register_model
 
 
 class MeanShift(nn.Module):
@@ -103,7 +104,7 @@ class EDSR(nn.Module):
 
 
 @register_model("edsr_baseline", scales=(2, 3, 4), paper="Lim et al., CVPRW 2017 (EDSR-baseline)",
-                family="cnn")
+                family="cnn", traits=Traits(tiling_exact=True))  # a purely local CNN
 def edsr_baseline(scale: int = 4, rgb_range: float = 255.0, mean_shift: bool = True) -> EDSR:
     """EDSR-baseline (16 x 64), EDSR-PyTorch conventions (rgb_range 255, DIV2K mean shift)."""
     return EDSR(scale, rgb_range=rgb_range, mean_shift=mean_shift)
@@ -112,3 +113,22 @@ def edsr_baseline(scale: int = 4, rgb_range: float = 255.0, mean_shift: bool = T
 def edsr_baseline_encoder(**kwargs) -> EDSR:
     """The headless EDSR-baseline of LIIF/MetaSR/SRNO (rgb_range 1, no mean shift)."""
     return EDSR(None, **kwargs)
+
+
+def _edsr_tail_scale(s: Shapes, prefix: str, feats: int) -> int:
+    n = s.stepped(prefix + "{}.weight")
+    out = s.out(prefix + "0.weight")
+    if n == 1 and out == 9 * feats:
+        return 3
+    if out == 4 * feats and n >= 1:
+        return 2 ** n
+    raise Miss(f"up-sampler {prefix}0 has {out} output channels, not 4C or 9C")
+
+
+@detector("edsr_baseline", "head.0.weight", "body.0.body.0.weight", "tail.0.0.weight")
+def _edsr(s: Shapes) -> list[Guess]:
+    feats, blocks = s.out("head.0.weight"), s.count("body.{}.body.0.weight")
+    base = defaults_of(EDSR)  # the baseline: 16 x 64
+    if (feats, blocks) != (base["n_feats"], base["n_resblocks"]):
+        raise Miss(f"EDSR with {blocks} blocks x {feats} channels; lightsr registers EDSR-baseline (16 x 64)")
+    return [("edsr_baseline", _edsr_tail_scale(s, "tail.0.", feats), {}, {"n_feats": feats, "n_resblocks": blocks})]

@@ -1,5 +1,5 @@
 """HASN: Hybrid Attention Separable Network for Efficient Image Super-resolution
-(Cao, Lei, Shi, Liang, Li, Bai; seed 003). Official code: nathan66666/HASN
+(Cao, Lei, Shi, Liang, Li, Bai). Official code: nathan66666/HASN
 ``basicsr/archs/hasn_arch.py`` (keys and layout below follow it).
 
 LR -> conv3x3 (3 -> 52) -> 6 x HASB -> conv3x3 (52 -> 52) -> + shallow features ->
@@ -33,7 +33,8 @@ from torch import nn
 from ..errors import LightSRError
 from ..layers.conv import CAB, ESA, ESA_MIN_SIZE, DepthwiseConv, PointwiseConv, conv_layer, pad_min_size
 from ..layers.upsample import UpsampleOneStep
-from .registry import register_model
+from .detect import Guess, Shapes, builder_defaults, detector, one_step
+from .registry import Traits, register_model
 
 
 class HASB(nn.Module):
@@ -174,10 +175,33 @@ class HASN(nn.Module):
         return out[..., :h, :w] if crop else out
 
 
-@register_model("hasn", scales=(2, 3, 4), paper="Cao et al., HASN (seed 003)", family="cnn")
+@register_model("hasn", scales=(2, 3, 4), paper="Cao et al., HASN: Hybrid Attention Separable Network for Efficient Image Super-resolution", family="cnn",
+                traits=Traits(min_size=ESA_MIN_SIZE))  # ESA's strided conv + 7x7 pooling; ESA: tiling approximate
 def hasn(scale: int = 4, channels: int = 52, num_blocks: int = 6, mlp_ratio: int = 3, kernel_size: int = 7, *,
          block: str = "hasb", esa: bool | None = None, cab: bool | None = None, act: str = "relu6",
          fusion: str = "mul", block_residual: bool = False) -> HASN:
     """HASN (hybrid attention separable network), 435K params at x4."""
     return HASN(scale=scale, channels=channels, num_blocks=num_blocks, mlp_ratio=mlp_ratio, kernel_size=kernel_size,
                 block=block, esa=esa, cab=cab, act=act, fusion=fusion, block_residual=block_residual)
+
+
+@detector("hasn", "conv_1.weight", "block_1.dwconv.conv.weight", "conv_2.weight", "upsampler.0.weight")
+def _hasn(s: Shapes) -> list[Guess]:
+    c = s.out("conv_1.weight")
+    [(name, scale, opts, details)] = one_step("hasn", s, {
+        "channels": c, "num_blocks": s.count("block_{}.dwconv.conv.weight"),
+        "mlp_ratio": s.out("block_1.f1.conv.weight") // c, "kernel_size": s.shape("block_1.dwconv.conv.weight")[-1]})
+    # ablations (above): no LayerNorm = the CB base network; ESA branch and CAB on/off (Table 7)
+    default = builder_defaults("hasn")["block"]  # "hasb": ESA and CAB on unless switched off
+    block = "hasb" if "block_1.ln.weight" in s else "cb"
+    esa, cab = "block_1.esa.conv1.weight" in s, "block_1.cab.cab.0.weight" in s
+    opts = {**opts, **({"block": block} if block != default else {}),
+            **{k: v for k, v in (("esa", esa), ("cab", cab)) if v != (block == "hasb")}}
+    return [(name, scale, opts, details)]
+
+
+@detector("hasn", "conv_1.weight", "block_1.c1_r.weight", "conv_2.weight", "upsampler.0.weight")
+def _hasn_spab(s: Shapes) -> list[Guess]:
+    """HASN with SPAN's block in place of HASB (HASN Table 6, ``block=spab``)."""
+    return [(name, scale, {**opts, "block": "spab"}, details) for name, scale, opts, details in one_step(
+        "hasn", s, {"channels": s.out("conv_1.weight"), "num_blocks": s.count("block_{}.c1_r.weight")})]

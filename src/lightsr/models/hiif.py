@@ -1,4 +1,4 @@
-"""HIIF-L: the continuous up-sampler of C2D-ISR's first (continuous-scale) training stage (seed 000,
+"""HIIF-L: the continuous up-sampler of C2D-ISR's first (continuous-scale) training stage (C2D-ISR,
 sec. 3.3, eqs. 7-9), assembled from the building blocks of HIIF (Jiang et al., CVPR 2025), of which
 the seed calls it the smaller version ("three MLPs and a linear attention module").
 
@@ -39,11 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers.coords import (_cell_map, _grid_sample_bilinear, ensemble_weights, hierarchical_bits,
+from ..layers.coords import (cell_map, grid_sample_bilinear, ensemble_weights, hierarchical_bits,
                              local_coord, neighbours)
+from .detect import Miss, Shapes, defaults_of, nondefault
 from .srno import LinearAttention
 
-__all__ = ["HIIFL", "HIIFAttention", "NormMLP", "default_heads"]
+__all__ = ["HIIFL", "HIIFAttention", "NormMLP", "default_heads", "head_options"]
 
 HEADS_DEFAULT = 2
 
@@ -102,7 +103,7 @@ class HIIFAttention(LinearAttention):
 
 
 class HIIFL(nn.Module):
-    """HIIF-L (seed 000 eqs. 7-9) with HIIF's blocks; see the module docstring.
+    """HIIF-L (C2D-ISR eqs. 7-9) with HIIF's blocks; see the module docstring.
 
     ``HIIFL(in_dim, dim=None, heads=None, hidden=256, levels=3, freq=True, blocks=1)``:
     ``in_dim`` the width C of F_D; ``dim`` the attention width (default C: "we set dim equal to C");
@@ -147,7 +148,7 @@ class HIIFL(nn.Module):
         zs, rels = zip(*neighbours(feat, coord))
         zs = [z * a for z, a in zip(zs, ensemble_weights(rels))]  # area-weighted, concatenated
         xq = local_coord(coord, (h, w))
-        g = torch.cat([*zs, hierarchical_bits(xq, 0), _cell_map(cell, (h, w), xq)], 1)
+        g = torch.cat([*zs, hierarchical_bits(xq, 0), cell_map(cell, (h, w), xq)], 1)
         return self.fc_layers[0](g.permute(0, 2, 3, 1))
 
     def project(self, z: Tensor, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
@@ -156,10 +157,26 @@ class HIIFL(nn.Module):
         for j in range(1, self.levels):
             z = self.fc_layers[j](torch.cat([z, hierarchical_bits(xq, j)], -1))
         out = z.permute(0, 3, 1, 2)
-        return out + _grid_sample_bilinear(inp, coord) if inp is not None else out
+        return out + grid_sample_bilinear(inp, coord) if inp is not None else out
 
     def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
         z = self.embed(self.prepare(feat), coord, cell, inp)
         for blk in self.attn:  # eq. 8: z0 = MHA(MLP_0(...))
             z = blk(z)
         return self.project(z, feat, coord, cell, inp)
+
+
+def head_options(s: Shapes, in_dim: int) -> dict:
+    """HIIF-L head options that change its weights, read from a checkpoint's shapes (the detectors of
+    models/arbitrary.py and models/c2d.py), non-default only: ``dim`` (the first MLP's output),
+    ``heads`` (dim / the width of the per-head K LayerNorm), ``hidden``, ``levels`` (MLPs), ``freq``
+    (the 3x3 conv on F_D) and ``blocks`` (attention blocks)."""
+    dim = s.out("fc_layers.0.fc2.weight")
+    head_dim = s.out("attn.0.kln.weight")
+    if head_dim < 1 or dim % head_dim:
+        raise Miss(f"HIIF-L attention width {dim} is not a multiple of its head width {head_dim}")
+    found = {"dim": dim, "heads": dim // head_dim, "hidden": s.out("fc_layers.0.fc1.weight"),
+             "levels": s.count("fc_layers.{}.fc1.weight"), "freq": "freq.weight" in s,
+             "blocks": s.count("attn.{}.qkv_proj.weight")}
+    # HIIFL's defaults; dim=None and heads=None mean C (in_dim) and default_heads(dim)
+    return nondefault(found, {**defaults_of(HIIFL), "dim": in_dim, "heads": default_heads(dim)})

@@ -34,7 +34,7 @@ from ..layers.ffn import make_ffn
 from ..layers.skeleton import (BlockStack, DropPath, LightweightSR, drop_path_rates, init_transformer_weights,
                                tokens_to_map)
 from ..layers.window import pad_to_multiple
-from .registry import Published, register_model
+from .registry import Published, Traits, register_model
 
 HIER_WINDOW_RATIOS = (0.5, 1, 2, 4, 6, 8)
 
@@ -148,7 +148,8 @@ class HiT(LightweightSR):
         init_transformer_weights(self)
 
 
-@register_model("hit_sir", paper="HiT-SR (Zhang et al., ECCV 2024): HiT-SIR", family="transformer")
+@register_model("hit_sir", paper="HiT-SR (Zhang et al., ECCV 2024): HiT-SIR", family="transformer",
+                traits=Traits(window_multiple=64))  # per-layer padding to the largest hierarchical window
 def hit_sir(scale: int = 4, drop_path_rate: float = 0.0) -> nn.Module:
     """HiT-SIR: SwinIR-light with SCC and hierarchical windows 4..64 (792K params at x4)."""
     return HiT(scale, ffn="mlp", drop_path_rate=drop_path_rate)
@@ -158,13 +159,15 @@ def hit_sir(scale: int = 4, drop_path_rate: float = 0.0) -> nn.Module:
     4: Published(  # NTIRE 2025 ESR, team54
         "https://github.com/Amazingren/NTIRE2025_ESR/raw/b69fb668c0362deb696eecbfdebfaa5c2fcdfcb4/"
         "model_zoo/team54_HITSR.pth", "dffb47c5a7e1e28755cde32d9fa4c19f14e965d6c63491da39419bf3699ec456", "MIT",
-        {"Set5": (32.5691, 0.9000), "Set14": (28.8702, 0.7881), "BSD100": (27.7533, 0.7435)})})
+        {"Set5": (32.5691, 0.9000), "Set14": (28.8702, 0.7881), "BSD100": (27.7533, 0.7435)})},
+    traits=Traits(window_multiple=64))  # per-layer padding to the largest hierarchical window
 def hit_srf(scale: int = 4, drop_path_rate: float = 0.0) -> nn.Module:
     """HiT-SRF: SRFormer-light's ConvFFN with SCC and hierarchical windows (866K params at x4)."""
     return HiT(scale, ffn="conv", drop_path_rate=drop_path_rate)
 
 
-@register_model("hit_sng", paper="HiT-SR (Zhang et al., ECCV 2024): HiT-SNG", family="transformer")
+@register_model("hit_sng", paper="HiT-SR (Zhang et al., ECCV 2024): HiT-SNG", family="transformer",
+                traits=Traits(window_multiple=128))  # N-Gram layers pad to twice their window
 def hit_sng(scale: int = 4, drop_path_rate: float = 0.0) -> nn.Module:
     """HiT-SNG: SwinIR-NG with SCC + N-Gram context and hierarchical windows (1032K at x4)."""
     return HiT(scale, ffn="mlp", ngram=True, drop_path_rate=drop_path_rate)

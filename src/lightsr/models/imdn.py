@@ -12,7 +12,8 @@ from torch import nn
 
 from ..layers.conv import ChannelAttention, conv_layer
 from ..layers.upsample import UpsampleOneStep
-from .registry import Published, register_model
+from .detect import Guess, Shapes, detector, one_step
+from .registry import Published, Traits, register_model
 
 
 class IMDB(nn.Module):
@@ -80,7 +81,13 @@ _IMDN = "https://github.com/Zheng222/IMDN/raw/8f158e6a5ac9db6e5857d9159fd4a6c421
                  "no licence file", {"Set5": (34.3644, 0.9271), "Set14": (30.3264, 0.8418)}),
     4: Published(_IMDN.format(4), "e660c38221147217a136debeb99eb304d62d9c0f73ac421ed66281b619719714",
                  "no licence file", {"Set5": (32.2047, 0.8948), "Set14": (28.5819, 0.7811),
-                                     "BSD100": (27.5598, 0.7354)})})
+                                     "BSD100": (27.5598, 0.7354)})},
+                traits=Traits(tiling_exact=False))  # contrast-aware channel attention: global statistics
 def imdn(scale: int = 4, channels: int = 64, num_blocks: int = 6) -> IMDN:
     """IMDN (information multi-distillation network), 715K params at x4."""
     return IMDN(scale=scale, channels=channels, num_blocks=num_blocks)
+
+
+@detector("imdn", "fea_conv.weight", "IMDB1.c1.weight", "LR_conv.weight", "upsampler.0.weight")
+def _imdn(s: Shapes) -> list[Guess]:
+    return one_step("imdn", s, {"channels": s.out("fea_conv.weight"), "num_blocks": s.count("IMDB{}.c1.weight")})

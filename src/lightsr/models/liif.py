@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers.coords import _cell_map, ensemble_weights, neighbours
+from ..layers.coords import cell_map, ensemble_weights, neighbours
 
 __all__ = ["MLP", "LIIFHead"]
 
@@ -54,7 +54,7 @@ class LIIFHead(nn.Module):
             feat = F.unfold(feat, 3, padding=1).view(feat.shape[0], feat.shape[1] * 9, h, w)
         preds, rels = [], []
         for z, rel in neighbours(feat, coord):
-            parts = [z, rel] + ([_cell_map(cell, (h, w), rel)] if self.cell_decode else [])
+            parts = [z, rel] + ([cell_map(cell, (h, w), rel)] if self.cell_decode else [])
             preds.append(self.imnet(torch.cat(parts, 1).permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
             rels.append(rel)
         return sum(p * a for p, a in zip(preds, ensemble_weights(rels)))

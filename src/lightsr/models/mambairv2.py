@@ -39,7 +39,7 @@ Choices made here (documented, measured in results/mambairv2.md):
   *sorted* sequence (``selectiveScan(semantic_x, prompt)`` without sorting ``prompt``); the
   checkpoint was trained that way, so it is kept: ``C_t += p_{t}`` with t the sorted position.
 
-MambaIRv2-C2D (C2D-ISR, seed 000, Table 1: 631K / 638K / 647K at x2 / x3 / x4, 40.0 G at x4)
+MambaIRv2-C2D (C2D-ISR, Table 1: 631K / 638K / 647K at x2 / x3 / x4, 40.0 G at x4)
 --------------------------------------------------------------------------------------------
 Each attentive layer keeps LN1 and its residual form, both GatedMLPs, the ASSM (global, over the
 whole sequence), the layer scales and E_A, and swaps the window MSA (``wqkv``, rel-pos table,
@@ -68,7 +68,8 @@ from ..layers.attention import WindowAttention
 from ..layers.scan import selective_scan
 from ..layers.skeleton import LightweightSR, init_transformer_weights, tokens_to_map
 from ..layers.window import shifted_window_mask, window_partition, window_reverse
-from .registry import Published, register_model
+from .c2d import WINDOWS_5, c2d_traits
+from .registry import Published, Traits, register_model
 
 PAPER = "MambaIRv2: Attentive State Space Restoration (Guo et al., CVPR 2025)"
 
@@ -245,7 +246,7 @@ class AttentiveLayer(nn.Module):
 
 class HiETAttentiveLayer(AttentiveLayer):
     """MambaIRv2-C2D layer: the attentive layer with its window MSA (``wqkv``, rel-pos table,
-    ``proj``) replaced by C2D's HiET attention (seed 000 eqs. 2-6, ``c2d.HiETAttention``, keys
+    ``proj``) replaced by C2D's HiET attention (C2D-ISR eqs. 2-6, ``c2d.HiETAttention``, keys
     ``attn.*``); LN1, the residual form, GatedMLPs, ASSM (global, sequence-wide), layer scales and
     E_A are unchanged (design/architectures.md section 4.4)."""
 
@@ -292,7 +293,8 @@ def _check(scale: int | None = None, route: str = "argmax", scan_impl: str = "au
         "https://github.com/Amazingren/NTIRE2025_ESR/raw/b69fb668c0362deb696eecbfdebfaa5c2fcdfcb4/"
         "model_zoo/team40_mambairv2light.pth", "3e80def799232727ff0663f2b922135ba7d377699ad7b527862256f402414317",
         "MIT", {"Set5": (32.5099, 0.8989), "Set14": (28.8940, 0.7888)},
-        "the builder's defaults: noise-free argmax route, stable sort")})
+        "the builder's defaults: noise-free argmax route, stable sort")},
+    traits=Traits(window_multiple=16))  # window attention (16) and a state-space scan: tiling approximate
 def mambairv2_light(scale: int = 4, route: str = "argmax", stable_sort: bool = True,
                     scan_impl: str = "auto") -> nn.Module:
     """MambaIRv2-light: 4 ASSB x 5 attentive layers, C 48, window 16, d_state 8 (790K at x4)."""
@@ -305,7 +307,7 @@ def mambairv2_light(scale: int = 4, route: str = "argmax", stable_sort: bool = T
     return model
 
 
-C2D_WINDOWS = (64, 32, 8, 32, 64)
+C2D_WINDOWS = WINDOWS_5  # (64, 32, 8, 32, 64), C2D-ISR Table 1
 
 
 def mambairv2_c2d_backbone(scale: int, *, windows=C2D_WINDOWS, skips: int | None = 1,
@@ -337,7 +339,7 @@ def mambairv2_c2d_backbone(scale: int, *, windows=C2D_WINDOWS, skips: int | None
     return model
 
 
-@register_model("mambairv2_c2d", scales=(2, 3, 4), paper=PAPER, family="c2d")
+@register_model("mambairv2_c2d", scales=(2, 3, 4), paper=PAPER, family="c2d", traits=c2d_traits)
 def mambairv2_c2d(scale: int = 4, **opts) -> nn.Module:
     """MambaIRv2-C2D (C2D-ISR Table 1): 4 U-Net blocks [64,32,8,32,64] of HiET attentive layers."""
     _check(scale)
@@ -346,8 +348,8 @@ def mambairv2_c2d(scale: int = 4, **opts) -> nn.Module:
 
 @register_model("mambairv2_c2d_hiif", scales=None, paper=PAPER, family="c2d")
 def mambairv2_c2d_hiif(max_queries: int = 65536, head_opts: dict | None = None, **opts) -> nn.Module:
-    """MambaIRv2-C2D stage-1 twin: the same backbone + HIIF-L (seed 000 eqs. 7-9); continuous scale.
-    Stage 2 copies its backbone into ``mambairv2_c2d`` with ``c2d.init_from_stage1`` (eq. 10)."""
+    """MambaIRv2-C2D stage-1 twin: the same backbone + HIIF-L (C2D-ISR eqs. 7-9); continuous scale.
+    Stage 2 copies its backbone into ``mambairv2_c2d`` through ``c2d.stage1_body`` (eq. 10)."""
     from .c2d import continuous_twin
 
     return continuous_twin(mambairv2_c2d_backbone(1, upsample=None, **opts), head_opts, max_queries)

@@ -1,4 +1,4 @@
-"""RDB-ESA: the "Possible Architecture" of the efficient-SR study notes (seed 004).
+"""RDB-ESA: the "Possible Architecture" of the efficient-SR study notes.
 
     F0 = ReLU(Conv3x3(LR))                                  (3 -> C, shallow features)
     B_i = RDB(B_{i-1}),  B_0 = F0,  i = 1..N                (residual distillation blocks)
@@ -19,7 +19,8 @@ from torch import nn
 
 from ..layers.conv import ESA, ESA_MIN_SIZE, ChannelAttention, conv_layer, pad_min_size
 from ..layers.upsample import UpsampleOneStep
-from .registry import register_model
+from .detect import Guess, Shapes, detector, one_step
+from .registry import Traits, register_model
 
 
 class RDB(nn.Module):
@@ -69,8 +70,16 @@ class RDBESA(nn.Module):
         return out[..., : h * self.scale, : w * self.scale]
 
 
-@register_model("rdb_esa", scales=(2, 3, 4), paper="study notes (seed 004), 'Possible Architecture'", family="cnn",
-                pretrained={s: f"rdb_esa_x{s}.safetensors" for s in (2, 3, 4)})
+@register_model("rdb_esa", scales=(2, 3, 4), paper="'Possible Architecture' of the study notes Super-Resolution Study (2025)", family="cnn",
+                pretrained={s: f"rdb_esa_x{s}.safetensors" for s in (2, 3, 4)},
+                traits=Traits(min_size=ESA_MIN_SIZE))  # ESA's strided conv + 7x7 pooling; ESA: tiling approximate
 def rdb_esa(scale: int = 4, channels: int = 48, num_blocks: int = 5, esa_channels: int = 16) -> RDBESA:
     """RDB-ESA (residual distillation blocks + ESA + channel attention), 388K params at x4."""
     return RDBESA(scale=scale, channels=channels, num_blocks=num_blocks, esa_channels=esa_channels)
+
+
+@detector("rdb_esa", "head.0.weight", "blocks.0.fuse.weight", "fusion.weight", "esa.conv1.weight",
+          "upsampler.0.weight")
+def _rdb_esa(s: Shapes) -> list[Guess]:
+    return one_step("rdb_esa", s, {"channels": s.out("head.0.weight"), "num_blocks": s.count("blocks.{}.fuse.weight"),
+                                   "esa_channels": s.out("esa.conv1.weight")})

@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from .arbsr import SAAdapt
-from .registry import register_model
+from .detect import Guess, Miss, Shapes, builder_defaults, defaults_of, detector, pixel_shuffle_scale
+from .registry import Traits, register_model
 
 
 class RDBConv(nn.Module):
@@ -91,7 +92,29 @@ class RDN(nn.Module):
         return f if self.scale is None else self.UPNet(f)
 
 
-@register_model("rdn", scales=(2, 3, 4), paper="Zhang et al., CVPR 2018 (RDN, config B)", family="cnn")
+@register_model("rdn", scales=(2, 3, 4), paper="Zhang et al., CVPR 2018 (RDN, config B)", family="cnn",
+                traits=Traits(tiling_exact=True))  # a purely local CNN
 def rdn(scale: int = 4, config: str = "B") -> RDN:
     """RDN config B (D=16, C=8, G=64), input/output RGB in [0, 1] as LIIF's RDN."""
     return RDN(scale, config=config)
+
+
+def rdn_config(s: Shapes, prefix: str = "") -> tuple[str, dict]:
+    """(configuration name, ``blocks``/``convs``/``growth``) of an RDN body under ``prefix`` (the
+    arbitrary-scale models' encoder: ``encoder.``); a :class:`Miss` for any other configuration."""
+    d = {"blocks": s.count(prefix + "RDBs.{}.LFF.weight"), "convs": s.count(prefix + "RDBs.0.convs.{}.conv.0.weight"),
+         "growth": s.out(prefix + "RDBs.0.convs.0.conv.0.weight")}
+    g0 = s.out(prefix + "SFENet1.weight")
+    found = [k for k, v in RDN.CONFIGS.items() if v == (d["blocks"], d["convs"], d["growth"])]
+    if not found or g0 != defaults_of(RDN)["g0"]:
+        raise Miss(f"RDN with D={d['blocks']}, C={d['convs']}, G={d['growth']}, G0={g0}: "
+                   f"not configuration A or B")
+    return found[0], d
+
+
+@detector("rdn", "SFENet1.weight", "SFENet2.weight", "RDBs.0.LFF.weight", "GFF.0.weight", "UPNet.0.weight")
+def _rdn(s: Shapes) -> list[Guess]:
+    config, d = rdn_config(s)
+    g, out = d["growth"], s.out("UPNet.0.weight")
+    scale = 4 if "UPNet.4.weight" in s else pixel_shuffle_scale(out, g)
+    return [("rdn", scale, {} if config == builder_defaults("rdn")["config"] else {"config": config}, d)]

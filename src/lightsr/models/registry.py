@@ -14,6 +14,11 @@ Conventions every registered model follows
   (round(h*s_h), round(w*s_w)). Their builders are registered with ``scales=None``; a builder that
   has a ``scale`` parameter receives it as the default scale used when forward is given none.
 * State-dict keys follow the official code, so official checkpoints load strictly.
+* Every fixed-scale registration states its input :class:`Traits` (``traits=``); registering one
+  without them raises. Continuous models default to ``Traits()`` (their implicit heads take
+  coordinates relative to the whole image, so tiling is approximate).
+* Every model file registers a detector (``lightsr.models.detect.detector``) that recovers its models
+  from their own state dicts (tests/test_detect.py checks each registered model).
 """
 from __future__ import annotations
 
@@ -45,6 +50,24 @@ class Published:
 
 
 @dataclass(frozen=True)
+class Traits:
+    """How a model treats its input: what the descriptor (:class:`lightsr.models.loading.Descriptor`)
+    reports and what tiling and padding rely on.
+
+    * ``window_multiple``: the model pads its input to this multiple inside (so tiles that are
+      multiples avoid the padding);
+    * ``min_size``: smaller inputs are padded inside (ESA's strided conv + 7x7 pooling);
+    * ``tiling_exact``: a purely local CNN, whose tiles with enough context padding reproduce the
+      whole-image output; channel attention, ESA's pooling, window attention, state-space scans and
+      implicit heads (their coordinates are relative to the whole image) make tiling approximate.
+    """
+
+    window_multiple: int = 1
+    min_size: int = 1
+    tiling_exact: bool = False
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
@@ -61,6 +84,19 @@ class ModelEntry:
     # scale -> file name under lightsr/weights/ of the *photo* weights: trained on blurred, noisy,
     # JPEG-compressed LR (recipe ``photo``), used for compressed input (lightsr.photo)
     photo: dict[int, str] = field(default_factory=dict)
+    # input traits: a Traits, or a callable options -> Traits (C2D: its largest window); input_traits()
+    traits: Traits | Callable[[dict], Traits] | None = None  # None: not stated (cautious Traits())
+    # warm start from a related network's weights (lightsr.checkpoint.warm_start, ``train --init``):
+    # ``key_filter`` maps its names onto this model's (timm's checkpoint_filter_fn; AnySR from its
+    # original), ``fresh`` names the parameters it adds, which keep their initialisation
+    key_filter: Callable[[dict], dict] | None = None
+    fresh: tuple[str, ...] = ()
+
+    def input_traits(self, options: dict | None = None) -> Traits:
+        """The :class:`Traits` of this model built with ``options`` (builder keyword arguments)."""
+        if self.traits is None:
+            return Traits()
+        return self.traits if isinstance(self.traits, Traits) else self.traits(dict(options or {}))
 
     def shipped_weights(self, scale: float | None, kind: str = "clean") -> Path | None:
         """Path of the weights shipped for ``scale``, or None. ``kind``: ``"clean"`` (trained on
@@ -95,14 +131,27 @@ def register_model(
     bf16: bool = True,
     published: dict[int, Published] | None = None,
     photo: dict[int, str] | None = None,
+    traits: Traits | Callable[[dict], Traits] | None = None,
+    key_filter: Callable[[dict], dict] | None = None,
+    fresh: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering ``builder(scale=..., **options) -> nn.Module`` under ``name``."""
+    """Decorator registering ``builder(scale=..., **options) -> nn.Module`` under ``name``.
+
+    ``traits``: the model's input :class:`Traits` (or ``options -> Traits``); ``Traits()`` for a
+    continuous one (``scales=None``) and, cautiously, for a fixed-scale model that does not state them. ``key_filter``,
+    ``fresh``: how the model warm-starts from a related network (:class:`ModelEntry`)."""
+    if traits is None and scales is None:
+        traits = Traits()  # continuous: implicit heads read whole-image coordinates, tiling approximate
+    # a fixed-scale model without traits (a user's own) runs with the cautious Traits(); every lightsr
+    # model states its own (tests/test_registry.py fails otherwise)
+    if traits is not None and not (isinstance(traits, Traits) or callable(traits)):
+        raise ValueError(f"model {name!r}: traits must be a Traits or a callable options -> Traits")
 
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
             raise ValueError(f"model name {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(name, builder, scales, paper, family, dict(pretrained or {}), bf16,
-                                     dict(published or {}), dict(photo or {}))
+                                     dict(published or {}), dict(photo or {}), traits, key_filter, tuple(fresh))
         return builder
 
     return deco

@@ -18,7 +18,8 @@ from torch import nn
 
 from ..layers.conv import ESA, ESA_MIN_SIZE, conv_layer, pad_min_size
 from ..layers.upsample import UpsampleOneStep
-from .registry import Published, register_model
+from .detect import Guess, Shapes, detector, one_step
+from .registry import Published, Traits, register_model
 
 
 class RLFB(nn.Module):
@@ -78,10 +79,17 @@ class RLFN(nn.Module):
                     "https://github.com/ofsoundof/NTIRE2022_ESR/raw/e95ba4a4916bb13d6348f7ee172827e2452e8a31/"
                     "model_zoo/team04_rlfn.pth", "ca81b7757708ce749ac3766589690db6c2729961d026c0137e7659924ec36622",
                     "MIT", {"Set5": (32.0984, 0.8939), "Set14": (28.5984, 0.7816), "BSD100": (27.5778, 0.7360)},
-                    "no official target (challenge entry); measured here, RESULTS.md")})
+                    "no official target (challenge entry); measured here, RESULTS.md")},
+                traits=Traits(min_size=ESA_MIN_SIZE))  # ESA's strided conv + 7x7 pooling; ESA: tiling approximate
 # trained here (results/training.md; x2 and x3 initialised from x4); the default wherever its file is shipped
 def rlfn_s(scale: int = 4, channels: int = 46, mid_channels: int = 48, num_blocks: int = 4,
            img_range: float = 255.0) -> RLFN:
     """RLFN-S (residual local feature network, small; NTIRE 2022 ESR winner), 317K params at x4."""
     return RLFN(scale=scale, channels=channels, mid_channels=mid_channels, num_blocks=num_blocks,
                 img_range=img_range)
+
+
+@detector("rlfn_s", "fea_conv.weight", "B1.c1_r.weight", "B1.esa.conv1.weight", "upsampler.0.weight")
+def _rlfn(s: Shapes) -> list[Guess]:
+    return one_step("rlfn_s", s, {"channels": s.out("fea_conv.weight"), "mid_channels": s.out("B1.c1_r.weight"),
+                                  "num_blocks": s.count("B{}.c1_r.weight")})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..layers.skeleton import LightweightSR, init_transformer_weights
-from .registry import register_model
+from .registry import Traits, register_model
 from .swinir import swin_groups
 
 
@@ -29,7 +29,7 @@ class SRFormer(LightweightSR):
 
 
 @register_model("srformer_light", paper="SRFormer (Zhou et al., ICCV 2023), lightweight SR",
-                family="transformer")
+                family="transformer", traits=Traits(window_multiple=16))  # permuted window attention
 def srformer_light(scale: int = 4, drop_path_rate: float = 0.1) -> nn.Module:
     """SRFormer-light: 4x6 permuted-self-attention blocks, C=60, window 16 (873K params at x4)."""
     return SRFormer(scale, drop_path_rate=drop_path_rate)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..layers.coords import _cell_map, _grid_sample_bilinear, ensemble_weights, neighbours
+from ..layers.coords import cell_map, grid_sample_bilinear, ensemble_weights, neighbours
 
 __all__ = ["GalerkinLayerNorm", "LinearAttention", "GalerkinAttention", "SRNOHead"]
 
@@ -104,11 +104,11 @@ class SRNOHead(nn.Module):
         h, w = feat.shape[-2:]
         zs, rels = zip(*neighbours(feat, coord))
         zs = [z * a for z, a in zip(zs, ensemble_weights(rels))]
-        return self.conv00(torch.cat([*rels, *zs, _cell_map(cell, (h, w), rels[0])], 1))
+        return self.conv00(torch.cat([*rels, *zs, cell_map(cell, (h, w), rels[0])], 1))
 
     def project(self, x: Tensor, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
         out = self.fc2(F.gelu(self.fc1(x)))
-        return out + _grid_sample_bilinear(inp, coord) if inp is not None else out
+        return out + grid_sample_bilinear(inp, coord) if inp is not None else out
 
     def forward(self, feat: Tensor, coord: Tensor, cell: Tensor, inp: Tensor | None = None) -> Tensor:
         x = self.conv1(self.conv0(self.embed(feat, coord, cell, inp)))

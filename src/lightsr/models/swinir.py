@@ -16,7 +16,8 @@ from ..layers.attention import (PermutedSelfAttention, WindowAttention, cached_t
 from ..layers.ffn import make_ffn
 from ..layers.skeleton import BlockStack, DropPath, LightweightSR, drop_path_rates, init_transformer_weights
 from ..layers.window import shifted_window_mask, window_partition, window_reverse
-from .registry import register_model
+from .detect import Guess, Miss, Shapes, pixel_shuffle_scale
+from .registry import Traits, register_model
 
 
 class SwinBlock(nn.Module):
@@ -104,7 +105,35 @@ class SwinIR(LightweightSR):
 
 
 @register_model("swinir_light", paper="SwinIR (Liang et al., ICCV-W 2021), lightweight SR",
-                family="transformer")
+                family="transformer", traits=Traits(window_multiple=8))  # window attention
 def swinir_light(scale: int = 4, drop_path_rate: float = 0.1) -> nn.Module:
     """SwinIR-light: 4x6 Swin blocks, C=60, window 8 (930K params at x4)."""
     return SwinIR(scale, drop_path_rate=drop_path_rate)
+
+
+# the lightweight transformer skeleton (layers/skeleton.py) shared by SwinIR, SRFormer, HiT, MambaIRv2 and
+# C2D: the keys that identify it. Its detector is models/c2d.py's (a C2D body, else transformer_guess).
+SKELETON = ("conv_first.weight", "patch_embed.norm.weight", "layers.0.conv.weight", "conv_after_body.weight")
+
+
+def transformer_guess(s: Shapes) -> list[Guess]:
+    """SwinIR-light, SRFormer-light, HiT-SIR/SRF/SNG, MambaIRv2-light: told apart by the block keys;
+    their builders take no shape options (a checkpoint of another width fails verification)."""
+    blk = "layers.0.residual_group.blocks.0."
+    scale = pixel_shuffle_scale(s.out("upsample.0.weight"))
+    body = "layers.0.residual_group." + ("blocks" if blk + "norm1.weight" in s else "layers")
+    d = {"dim": s.out("conv_first.weight"), "groups": s.count("layers.{}.conv.weight"),
+         "blocks": s.count(body + ".{}.norm1.weight")}
+    if blk + "attn.qkv.weight" in s:
+        name = "swinir_light"
+    elif blk + "attn.kv.weight" in s:
+        name = "srformer_light"
+    elif blk + "correlation.ngram_window_partition.ngram_context.merge.weight" in s:
+        name = "hit_sng"
+    elif blk + "correlation.qv.linear.weight" in s:
+        name = "hit_srf" if blk + "mlp.dwconv.depthwise_conv.0.weight" in s else "hit_sir"
+    elif "layers.0.residual_group.layers.0.wqkv.weight" in s:
+        name = "mambairv2_light"
+    else:
+        raise Miss(f"unknown transformer block (no {blk}attn.* / correlation.*)")
+    return [(name, scale, {}, d)]

@@ -1,4 +1,4 @@
-"""AnySR's Algorithm 1 (Zhan et al., seed 002): training the width-sliced sub-networks.
+"""AnySR's Algorithm 1 (Zhan et al.): training the width-sliced sub-networks.
 
 For a batch of scale s (lines 2-3: t ~ U{1..T}, s ~ S_t), the sub-network F_t of the scale's group
 runs, reset to the full network with probability p (line 4); after the optimiser step only the
@@ -125,7 +125,7 @@ def train_step_hook(step: int, model: nn.Module, batch: dict) -> dict:
     ``model.reset_rule``), drawn from a per-step RNG so every DDP rank and a resumed run choose the
     same; after the optimiser step: restore unused entries and return to the inference mode. The
     width and scale are returned under ``"log"`` (the engine's ``steps.csv``)."""
-    m = getattr(model, "module", model)
+    m = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     if not isinstance(m, AnySR):
         raise LightSRError("the AnySR step hook needs an anysr_* model")
     s = batch["scale"]

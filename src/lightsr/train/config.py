@@ -16,11 +16,7 @@ from typing import Any
 
 from ..errors import LightSRError
 
-__all__ = ["TrainConfig", "lr_at", "resolve", "same_hook"]
-
-# "module:function" names that moved: a config.json written before the move still resolves and resumes
-MOVED = {"lightsr.models.anysr:train_step_hook": "lightsr.train.anysr:train_step_hook"}
-
+__all__ = ["TrainConfig", "lr_at", "import_object"]
 
 @dataclass
 class TrainConfig:
@@ -63,10 +59,9 @@ class TrainConfig:
     clip_grad: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay (0.999 in BasicSR recipes); 0 = off
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (lightsr.precision); auto = bf16 where native
-    amp: str = "none"  # legacy spelling of precision: none | bf16 | fp16
     # initialisation (stage 2 / warm start)
     init: str | None = None
-    # module prefixes of the up-sampling head (may differ at --init); ``model.head_prefixes`` wins
+    # module prefixes of the up-sampling head: fresh at --init (may be missing or of another shape there)
     init_head: tuple = ("upsample", "upsampler", "conv_last", "tail", "conv_up", "conv_hr")
     step_hook: str | None = None
     # the first iterations train only the head (``init_head`` prefixes) at the peak LR, the rest frozen:
@@ -105,6 +100,8 @@ class TrainConfig:
         does not know is refused (it would be silently dropped)."""
         if not isinstance(d, dict):
             raise LightSRError(f"{source}: not a training configuration (a JSON object)")
+        if d.get("amp") == "none":  # run directories written before --precision was the one spelling
+            d = {k: v for k, v in d.items() if k != "amp"}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -138,17 +135,12 @@ def _as_iters(v: float, total: int) -> int:
     return int(round(v * total)) if 0 < v < 1 else int(v)
 
 
-def resolve(spec: str, what: str) -> Any:
+def import_object(spec: str, what: str) -> Any:
     """``"package.module:name"`` -> the object."""
     if ":" not in spec:
         raise LightSRError(f"{what} must be 'module:function', got {spec!r}")
-    mod, name = MOVED.get(spec, spec).split(":", 1)
+    mod, name = spec.split(":", 1)
     try:
         return getattr(importlib.import_module(mod), name)
     except (ImportError, AttributeError) as exc:
         raise LightSRError(f"{what} {spec!r} is not available: {exc}") from None
-
-
-def same_hook(a: str | None, b: str | None) -> bool:
-    """Two ``"module:function"`` settings name the same object (a moved name equals its new one)."""
-    return (MOVED.get(a, a) if a else a) == (MOVED.get(b, b) if b else b)

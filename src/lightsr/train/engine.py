@@ -1,15 +1,6 @@
 """One training loop for every recipe: fixed or continuous scale, AMP, EMA, clipping, validation,
-exact resume and DDP through ``torchrun``.
-
-Run directory (``--out``)::
-
-    config.json                 resolved TrainConfig (a resumed run must match it)
-    log.csv                     step, epoch, lr, loss, sec_per_iter, val_psnr_y
-    steps.csv                   per step, what the step hook returned under "log" (AnySR: width, scale)
-    ckpt/step_00001000/         model.safetensors, ema.safetensors, state.pt, rng_rank{r}.pt, state.json
-                                (the newest ``keep``, plus the ``keep_steps`` milestones, never pruned)
-    best.safetensors            weights (EMA when enabled) of the best validation PSNR, with metadata
-    final.safetensors           weights (EMA when enabled) after the last iteration
+exact resume and DDP through ``torchrun``. The run directory's files (config, logs, step checkpoints,
+best and final weights) are read and written by :mod:`.rundir`.
 
 Exactness. The data stream is a pure function of (seed, global sample index) (see
 :mod:`lightsr.data.patches`) and the learning rate a pure function of the step, so a checkpoint
@@ -41,10 +32,7 @@ The configuration and its schedules are in :mod:`.config`, the torchrun set-up i
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import csv
-import errno
 import json
 import math
 import os
@@ -60,11 +48,14 @@ import torch
 from torch import nn
 
 from .. import precision as precision_mod
-from ..checkpoint import json_text
+from ..files import json_text
 from ..errors import LightSRError
-from .config import TrainConfig, lr_at, resolve, same_hook
+from .config import TrainConfig, import_object, lr_at
+from ..models.loading import describe_module
 from .distributed import Dist, setup_distributed
 from .losses import get_loss
+from .rundir import (append_log, append_session, append_step_values, init_source, rng_state, set_rng_state,
+                     step_checkpoints, trim_log, writing)
 
 __all__ = ["Trainer", "TrainConfig", "EMA", "init_from", "lr_at", "validate_psnr", "train", "Dist", "setup_distributed"]
 
@@ -96,134 +87,30 @@ class EMA:
             e.copy_(b)
 
 
-def _rng_state() -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def _set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(st["numpy"])
-    random.setstate(st["python"])
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-def _disk_full(exc: BaseException, where: Path) -> bool:
-    """Did ``exc`` come from a full disk? Python says ENOSPC, safetensors "os error 28", torch.save
-    only "unexpected pos" / "file write failed": then the free space of ``where`` decides."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return True
-    if "No space left on device" in str(exc) or "os error 28" in str(exc):
-        return True
-    try:
-        return shutil.disk_usage(where).free < 1 << 20
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _writing(path: Path, partial: Path | None = None):
-    """Writing ``path``: a full disk is the one line ``no space left on device: PATH`` (another OS
-    error one ``cannot write`` line), and the partial output ``partial`` is removed; what was
-    written before (the previous checkpoint) stays as it was."""
-    try:
-        yield
-    except LightSRError:
-        raise
-    except Exception as exc:
-        full = _disk_full(exc, next((d for d in path.parents if d.is_dir()), Path(".")))
-        if partial is not None:
-            shutil.rmtree(partial, ignore_errors=True)
-        if full:
-            raise LightSRError(f"no space left on device: {path}") from None
-        if isinstance(exc, OSError):
-            raise LightSRError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-
-
-def head_prefixes(model: nn.Module, default: Sequence[str]) -> tuple[str, ...]:
-    """Module prefixes of ``model``'s up-sampling head: its ``head_prefixes``, else ``default``."""
-    return tuple(getattr(model, "head_prefixes", default))
-
-
-def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str]) -> dict:
-    """Stage-2 / warm-start initialisation: every tensor of ``model`` must come from ``path`` (same
-    name and shape) except those under a head prefix (``head``, or ``model.head_prefixes``), which may
-    be missing or of another shape and keep their fresh initialisation; checkpoint tensors of a
-    dropped head are ignored. A checkpoint of a continuous stage-1 model (``encoder.*`` keys plus an
-    implicit head, :class:`~lightsr.layers.coords.ImplicitSR`) gives its ``encoder.*`` tensors
-    (C2D eq. 10: f_S and f_D from stage 1) and drops the implicit head.
-    Returns a report ``{"loaded", "head_kept", "dropped"}``; anything else that differs is an error."""
-    from ..checkpoint import fit_state_dict, read_state_dict
+def init_from(model: nn.Module, path: str | os.PathLike, head: Sequence[str], name: str | None = None) -> dict:
+    """``--init``: the warm start (:func:`lightsr.checkpoint.warm_start`) of ``model`` from a file or a
+    run directory (:func:`.rundir.init_source`). Every tensor must come from there (same name and
+    shape) except those under a ``head`` prefix, which may be missing or of another shape and keep
+    their fresh initialisation. ``name``: the registered model, whose entry may map foreign names
+    (``key_filter``: AnySR from its arbitrary-scale original) and add fresh parameters (``fresh``). A
+    fixed-scale model takes a checkpoint of its continuous stage-1 twin (``encoder.*`` plus an
+    implicit head) through C2D's eq. 10 (:func:`lightsr.models.c2d.stage1_body`): f_S and f_D from
+    stage 1, the implicit head dropped. Returns ``{"loaded", "fresh", "dropped", "path", "note"}``."""
+    from ..checkpoint import warm_start
+    from ..models import get_entry
+    from ..models.c2d import stage1_body
 
     p, note = init_source(path)
-    custom = getattr(model, "init_from_checkpoint", None)
-    if callable(custom):  # a model with its own mapping (AnySR from its arbitrary-scale original)
-        report = custom(p)
-        return {"path": str(p), "loaded": report["loaded"], "head_kept": report.get("fresh", []), "dropped": [],
-                "note": note}
-    sd = read_state_dict(p)
-    own = model.state_dict()
-    head = head_prefixes(model, head)
-    dropped_head: list[str] = []
-    if any(k.startswith("encoder.") for k in sd) and not any(k.startswith("encoder.") for k in own):
-        # a continuous stage-1 twin (ImplicitSR: ``encoder.*`` + its implicit head): keep f_S, f_D
-        dropped_head = [k for k in sd if not k.startswith("encoder.")]
-        sd = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
-
-    fit = fit_state_dict(model, sd, free=head)
-    loaded, kept = fit.tensors, fit.free_missing
-    bad, bad_dropped = fit.missing + fit.shapes, fit.unexpected
-    dropped = fit.unexpected + fit.free_unexpected + dropped_head
-    if bad or bad_dropped:
-        what = []
-        if bad:
-            what.append(f"{len(bad)} backbone tensors missing or of another shape ({', '.join(bad[:3])})")
-        if bad_dropped:
-            what.append(f"{len(bad_dropped)} unexpected tensors ({', '.join(bad_dropped[:3])})")
-        raise LightSRError(f"--init {p} does not fit this model outside its head: " + "; ".join(what))
-    model.load_state_dict(loaded, strict=False)
-    return {"loaded": len(loaded), "head_kept": kept, "dropped": dropped, "path": str(p), "note": note}
-
-
-def step_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
-    """The complete step checkpoints (``ckpt/step_*`` with a ``state.json``) of a run, oldest first."""
-    d = Path(run_dir) / "ckpt"
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.glob("step_*") if (p / "state.json").is_file())
-
-
-def _step_weights(step_dir: Path) -> Path:
-    """A step checkpoint's weights: the EMA when the run kept one (as final / best hold), else the model."""
-    for name in ("ema.safetensors", "model.safetensors"):
-        if (step_dir / name).is_file():
-            return step_dir / name
-    raise LightSRError(f"--init {step_dir}: no model.safetensors in that step checkpoint")
-
-
-def init_source(path: str | os.PathLike) -> tuple[Path, str | None]:
-    """``--init`` -> the weights file, and a one-line note when a run directory gave a step checkpoint.
-    A file is used as it is; a step checkpoint directory (``RUN/ckpt/step_N``) gives its weights; a
-    run directory its ``final.safetensors``, else ``best.safetensors``, else its newest step checkpoint
-    (a stage-1 run stopped before its end, or without validation)."""
-    p = Path(path)
-    if not p.is_dir():
-        return p, None
-    if (p / "state.json").is_file():  # one step checkpoint
-        return _step_weights(p), None
-    for name in ("final.safetensors", "best.safetensors"):
-        if (p / name).is_file():
-            return p / name, None
-    steps = step_checkpoints(p)
-    if not steps:
-        raise LightSRError(f"--init {path}: no final.safetensors, best.safetensors or step checkpoint "
-                           "(ckpt/step_*) in that run directory")
-    w = _step_weights(steps[-1])
-    return w, f"--init {path}: no final or best weights; using its newest step checkpoint {w}"
+    entry = get_entry(name) if name is not None else None
+    fresh = tuple(head) + (entry.fresh if entry is not None else ())
+    if entry is not None and entry.key_filter is not None:
+        filt = entry.key_filter
+    elif not any(k.startswith("encoder.") for k in model.state_dict()):
+        filt = stage1_body  # a network without encoder.*: from its stage-1 twin, the body (C2D eq. 10)
+    else:
+        filt = None
+    report = warm_start(model, p, fresh=fresh, filter=filt, what="--init")
+    return {**report, "path": str(p), "note": note}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,20 +136,23 @@ class Trainer:
         self._check_run_dir()
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank
         if model is None:
-            from ..models import create_model, get_entry
+            from ..models import get_entry
+            from ..models.resolve import resolve
 
             continuous = get_entry(cfg.model).scales is None  # their scale comes with every batch
-            model = create_model(cfg.model, scale=None if continuous else cfg.scale, **cfg.options)
-            model.registry_name = get_entry(cfg.model).name
-        self.model = model.to(self.device)
-        self.continuous = bool(getattr(model, "continuous", False))
+            self.descriptor = resolve(cfg.model, None, None if continuous else cfg.scale, cfg.options,
+                                      pretrained=False)
+        else:
+            self.descriptor = describe_module(model)
+        self.model = self.descriptor.module.train().to(self.device)
+        self.continuous = self.descriptor.continuous
         # a resumed run takes every weight from its checkpoint: --init is not read (it may be gone)
         initialise = cfg.init and not (resume and step_checkpoints(self.out))
-        self.init_report = init_from(self.model, cfg.init, cfg.init_head) if initialise else None
+        self.init_report = init_from(self.model, cfg.init, cfg.init_head, name=None if model is not None
+                                     else self.descriptor.model) if initialise else None
         if self.init_report and self.init_report.get("note") and self.dist.main:
             print(f"lightsr train: {self.init_report['note']}", file=sys.stderr)
-        asked = cfg.amp if cfg.amp.lower() != "none" else cfg.precision
-        self.precision = precision_mod.resolve(asked, self.device)
+        self.precision = precision_mod.choose(cfg.precision, self.device)
         self.channels_last = precision_mod.prepare(self.model, self.device, self.precision)
         self.loss_fn = get_loss(cfg.loss)
         # what validation runs, imported before the first step: a run that outlives an edit of the
@@ -283,9 +173,10 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema) if cfg.ema > 0 else None
         self._frozen_body = self._body_params() if cfg.head_warmup > 0 else []
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.hook = hook or (resolve(cfg.step_hook, "step hook") if cfg.step_hook else None)
+        self.hook = hook or (import_object(cfg.step_hook, "step hook") if cfg.step_hook else None)
         self.step = 0
         self.best = -math.inf
+        self._steps_written = False  # steps.csv: the first row of this process trims a resumed run's rows
         self.ddp = self.model
         if self.dist.on:
             self.ddp = nn.parallel.DistributedDataParallel(
@@ -300,8 +191,8 @@ class Trainer:
     # ---- setup ------------------------------------------------------------------------------
 
     def _body_params(self) -> list[nn.Parameter]:
-        """Parameters outside the head (``model.head_prefixes`` or ``init_head``): frozen during ``head_warmup``."""
-        head = head_prefixes(self.model, self.cfg.init_head)
+        """Parameters outside the head (``init_head`` prefixes): frozen during ``head_warmup``."""
+        head = tuple(self.cfg.init_head)
         named = list(self.model.named_parameters())
         body = [p for n, p in named if not n.startswith(head)]
         if len(body) == len(named):
@@ -318,8 +209,7 @@ class Trainer:
         if self.resume and cfg_path.is_file():
             old = json.loads(cfg_path.read_text())
             new = self.cfg.to_json()
-            diff = [k for k in new if k not in TrainConfig.RUNTIME_KEYS and k in old and old[k] != new[k]
-                    and not (k == "step_hook" and same_hook(old[k], new[k]))]
+            diff = [k for k in new if k not in TrainConfig.RUNTIME_KEYS and k in old and old[k] != new[k]]
             if diff:
                 shown = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in diff[:3])
                 raise LightSRError(f"--resume: settings differ from the run in {self.out} ({shown}); "
@@ -358,7 +248,7 @@ class Trainer:
             if cfg.degradation != "bicubic":
                 raise LightSRError(f"--degradation {cfg.degradation} is for fixed-scale models; "
                                    f"{cfg.model} trains on bicubic LR of continuous scales")
-            fn = resolve(cfg.scale_schedule, "scale schedule")(cfg) if cfg.scale_schedule else \
+            fn = import_object(cfg.scale_schedule, "scale schedule")(cfg) if cfg.scale_schedule else \
                 uniform_scale(cfg.scale_min, cfg.scale_max)
             return ContinuousScalePatches(cfg.train_dirs, cfg.lr_patch, gb, cfg.seed, fn, cfg.scale_max,
                                           cfg.scale_mode, cfg.queries, cfg.repeat, cfg.augment, exclude=ex)
@@ -406,13 +296,13 @@ class Trainer:
         """Write ``ckpt/step_{step}`` (all ranks' RNG states included), then prune old ones."""
         final = self.out / "ckpt" / f"step_{self.step:08d}"
         tmp = self.out / "ckpt" / f".step_{self.step:08d}.part"  # renamed to `final` once complete
-        with _writing(final, tmp if self.dist.main else None):
+        with writing(final, tmp if self.dist.main else None):
             if self.dist.main:
                 if tmp.exists():
                     shutil.rmtree(tmp)
                 tmp.mkdir(parents=True)
             self.dist.barrier()
-            torch.save(_rng_state(), tmp / f"rng_rank{self.dist.rank}.pt")
+            torch.save(rng_state(), tmp / f"rng_rank{self.dist.rank}.pt")
             if self.dist.main:
                 self._write_state(tmp)
         self.dist.barrier()
@@ -483,7 +373,7 @@ class Trainer:
         self.best = -math.inf if state["best_psnr"] is None else float(state["best_psnr"])  # null: no validation yet
         rng = last / f"rng_rank{self.dist.rank}.pt"
         if rng.is_file():
-            _set_rng_state(torch.load(rng, weights_only=False))
+            set_rng_state(torch.load(rng, weights_only=False))
         elif self.dist.main:
             print("lightsr train: the run had fewer processes; RNG streams of new ranks start fresh",
                   file=sys.stderr)
@@ -493,53 +383,18 @@ class Trainer:
     # ---- logging / validation --------------------------------------------------------------------
 
     def _log(self, row: dict) -> None:
-        if not self.dist.main:
-            return
-        path = self.out / "log.csv"
-        cols = ["step", "epoch", "lr", "loss", "sec_per_iter", "data_frac", "val_psnr_y"]
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            if new:
-                w.writeheader()
-            w.writerow({k: row.get(k, "") for k in cols})
+        if self.dist.main:
+            append_log(self.out, row)
 
     def _log_step(self, values: dict | None) -> None:
-        """``steps.csv``: one row per step (``step`` as in log.csv) of the values a step hook returned
-        under ``"log"``. The first row of a process drops rows past the resumed step (an interrupted
-        run wrote them; the resumed run writes them again, identical)."""
-        if not values or not self.dist.main:
-            return
-        path, step = self.out / "steps.csv", self.step + 1
-        if not getattr(self, "_steps_trimmed", False) and path.is_file():
-            with open(path, newline="") as f:
-                reader = csv.DictReader(f)
-                rows = [r for r in reader if int(r["step"]) < step]
-            with open(path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=reader.fieldnames or ["step", *values])
-                w.writeheader()
-                w.writerows(rows)
-        self._steps_trimmed = True
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["step", *values])
-            if new:
-                w.writeheader()
-            w.writerow({"step": step, **values})
+        if values and self.dist.main:
+            append_step_values(self.out, self.step + 1, values, first=not self._steps_written)
+            self._steps_written = True
 
-    def _trim_log(self) -> None:
-        """Drop log rows after the resumed step (written by the interrupted run)."""
-        path = self.out / "log.csv"
-        if not (self.dist.main and path.is_file()):
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(r["step"]) <= self.step]
-        if len(keep) != len(rows):
-            with open(path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(keep)
+    def _log_session(self, start_step: int, t0: float, cpu0: float) -> None:
+        if self.dist.main:
+            append_session(self.out, t0=t0, cpu0=cpu0, precision=self.precision, start_step=start_step,
+                           end_step=self.step, best=self.best)
 
     def val_description(self) -> str:
         q = f", LR as JPEG q{self.cfg.val_jpeg}" if self.cfg.val_jpeg is not None else ""
@@ -574,7 +429,7 @@ class Trainer:
                 from ..checkpoint import save_weights
 
                 self.best = psnr
-                with _writing(self.out / "best.safetensors"):
+                with writing(self.out / "best.safetensors"):
                     save_weights(self.eval_model(), self.out / "best.safetensors",
                                  {"step": self.step, "val_psnr_y": psnr, "val": self.val_description(),
                                   "model": self.cfg.model, "scale": self.cfg.scale}, overwrite=True)
@@ -646,11 +501,12 @@ class Trainer:
 
     def fit(self) -> dict:
         cfg, dist = self.cfg, self.dist
-        self._trim_log()
+        if self.dist.main:
+            trim_log(self.out, self.step)
         if dist.main and self.init_report:
             r = self.init_report
             print(f"lightsr train: --init {r['path']}: {r['loaded']} tensors loaded; head kept at init: "
-                  f"{len(r['head_kept'])} ({', '.join(r['head_kept'][:4])}); checkpoint tensors dropped: "
+                  f"{len(r['fresh'])} ({', '.join(r['fresh'][:4])}); checkpoint tensors dropped: "
                   f"{len(r['dropped'])} ({', '.join(r['dropped'][:4])})", file=sys.stderr)
         start_step, t0, cpu0 = self.step, time.time(), time.process_time()
         self._signalled = 0  # the number of the signal that asked to stop
@@ -736,27 +592,6 @@ class Trainer:
         for sig, h in previous.items():
             signal.signal(sig, h)
 
-    def _log_session(self, start_step: int, t0: float, cpu0: float) -> None:
-        """One row per run of this process in ``sessions.csv``: steps, wall and CPU minutes, host."""
-        if not self.dist.main:
-            return
-        import platform
-
-        path = self.out / "sessions.csv"
-        cols = ["started", "host", "threads", "precision", "start_step", "end_step", "wall_min", "cpu_min",
-                "best_val_psnr"]
-        new = not path.is_file()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            if new:
-                w.writeheader()
-            w.writerow({"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0)), "host": platform.node(),
-                        "threads": torch.get_num_threads(), "precision": self.precision,
-                        "start_step": start_step, "end_step": self.step,
-                        "wall_min": f"{(time.time() - t0) / 60:.2f}",
-                        "cpu_min": f"{(time.process_time() - cpu0) / 60:.2f}",
-                        "best_val_psnr": "" if not math.isfinite(self.best) else f"{self.best:.4f}"})
-
     def _finish(self, result: dict, stopped: bool, start_step: int, t0: float, cpu0: float) -> dict:
         cfg, dist = self.cfg, self.dist
         if stopped:
@@ -775,7 +610,7 @@ class Trainer:
         if dist.main:
             from ..checkpoint import save_weights
 
-            with _writing(self.out / "final.safetensors"):
+            with writing(self.out / "final.safetensors"):
                 save_weights(self.eval_model(), self.out / "final.safetensors",
                              {"step": self.step, "model": self.cfg.model, "scale": self.cfg.scale,
                               "ema": bool(self.ema), "val_psnr_y": psnr}, overwrite=True)

@@ -1,4 +1,4 @@
-"""Pixel losses of the recipes: L1, L2, Charbonnier, HASN's stage-2 ``L1 + KL`` (seed 003, eq. 5)
+"""Pixel losses of the recipes: L1, L2, Charbonnier, HASN's stage-2 ``L1 + KL`` (HASN eq. 5)
 and L1 with a total-variation regulariser.
 
 All take ``(pred, target)`` of shape (B, C, H, W) in [0, 1] and return a scalar (mean reduction).
@@ -26,7 +26,7 @@ def register_loss(fn: LossFn) -> LossFn:
 
 @register_loss
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error (seed 003 eq. 4; C2D, LIIF, HIIF, AnySR)."""
+    """Mean absolute error (HASN eq. 4; C2D, LIIF, HIIF, AnySR)."""
     return F.l1_loss(pred, target)
 
 
@@ -43,7 +43,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> 
 
 
 def kl_divergence(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """HASN's ``L_DKL = sum_i P_HR(i) log(P_HR(i) / P_SR(i))`` (seed 003, eq. 5).
+    """HASN's ``L_DKL = sum_i P_HR(i) log(P_HR(i) / P_SR(i))`` (HASN eq. 5).
 
     The paper leaves "the probability distribution of the i-th pixel" undefined; the official code
     (``nathan66666/HASN``, ``basicsr/losses/basic_loss.py``, ``KLLoss``) makes it a softmax over the
@@ -58,7 +58,7 @@ def kl_divergence(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @register_loss
 def l1_kl(pred: torch.Tensor, target: torch.Tensor, alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
-    """HASN stage 2: ``L_s2 = alpha L1 + beta L_DKL`` with alpha = beta = 1 (seed 003, eq. 5)."""
+    """HASN stage 2: ``L_s2 = alpha L1 + beta L_DKL`` with alpha = beta = 1 (HASN eq. 5)."""
     return alpha * l1(pred, target) + beta * kl_divergence(pred, target)
 
 

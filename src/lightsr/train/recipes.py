@@ -7,25 +7,25 @@ pass ``--iters``/``--epochs``. Milestones and warm-ups below 1 are fractions of 
 =====================  ==========================================================================
 name                   what
 =====================  ==========================================================================
-``rdb_esa``            seed 004 "Possible Architecture" and its command (x2, 100 epochs, batch 16,
+``rdb_esa``            the study notes' "Possible Architecture" and its command (x2, 100 epochs, batch 16,
                        HR patch 128 = LR 64), L1, Adam 5e-4 with cosine decay
 ``cpu_long``           the shipped weights: RLFN-S (or ``--model``), bf16 on native CPUs, LR 48, batch 16,
                        Adam 5e-4 cosine over 200k iterations, EMA, held-out validation
 ``photo``              the photo model: ``cpu_long``'s network fine-tuned from its shipped weights on the
                        ``photo`` degradations (blur, noise, JPEG), validated on JPEG q75 LR
-``c2d_stage1``         seed 000 stage 1: backbone + HIIF-L, s ~ U(1, 4) per sample, LR 64, "fast"
+``c2d_stage1``         C2D-ISR stage 1: backbone + HIIF-L, s ~ U(1, 4) per sample, LR 64, "fast"
                        query grid, L1, Adam 4e-4 -> 1e-6 cosine after a 50-epoch warm-up, 700 of 1000
                        epochs, batch 16
-``c2d_stage2``         seed 000 stage 2 (eq. 10): same backbone + PixelShuffle head at x2/3/4,
+``c2d_stage2``         C2D-ISR stage 2 (eq. 10): same backbone + PixelShuffle head at x2/3/4,
                        initialised from stage 1 (``--init``), Adam 1e-5 -> 1e-6, 300 epochs
 ``c2d_discrete``       the v1.1 ablation: stage 2's model trained discrete-only for both stages'
                        epochs (1000), stage 1's learning rates
-``hasn_stage1``        seed 003: HASN x4, LR 48 (GT 192), batch 128, Adam 2e-4 (0.9, 0.99),
+``hasn_stage1``        HASN x4, LR 48 (GT 192), batch 128, Adam 2e-4 (0.9, 0.99),
                        500k iterations halved at 250k/400k/450k/475k, L1, EMA 0.999
-``hasn_stage2``        seed 003 warm start: HASN initialised from stage 1's 100k-iteration weights
+``hasn_stage2``        HASN's warm start: HASN initialised from stage 1's 100k-iteration weights
                        (``--init``; stage 1 keeps that checkpoint, ``keep_steps``), 1000k iterations,
                        ``L_s2 = L1 + KL`` (eq. 5), else as stage 1
-``anysr``              AnySR (seed 002, Algorithm 1): SRNO on EDSR-baseline, one scale per step drawn
+``anysr``              AnySR (Algorithm 1): SRNO on EDSR-baseline, one scale per step drawn
                        as lines 2-3 say (t ~ U{1..T}, s ~ S_t; ``anysr_sweep``: the official code's
                        sweep 1 -> 4.1 by 0.1), LR 128, Adam 1e-5 halved at epochs 200/400 of 500;
                        the per-step sub-network choice is the hook ``lightsr.train.anysr:train_step_hook``,
@@ -122,7 +122,7 @@ def c2d_discrete(scale: float = 4, model: str = "srformer_c2d") -> TrainConfig:
     return cfg
 
 
-HASN_STAGE2_FROM = 100_000  # stage 2 starts from stage 1's weights at this iteration (seed 003 section 3.3)
+HASN_STAGE2_FROM = 100_000  # stage 2 starts from stage 1's weights at this iteration (HASN section 3.3)
 
 
 def hasn_stage1(scale: float = 4) -> TrainConfig:
