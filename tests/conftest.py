@@ -39,6 +39,18 @@ def need(path: Path) -> Path:
     return path
 
 
+def reference_images(model: str, scale: int, set_name: str, every: int = 1) -> dict[str, tuple[float, float]]:
+    """The official code's per-image figures (weights/reference/per_image.csv), ``{file: (psnr_y,
+    ssim_y)}``; ``every=k`` keeps every k-th image in name order (a fixed sample of a large set)."""
+    import csv
+
+    with open(need(REFERENCE / "per_image.csv")) as f:
+        rows = {r["image"]: (float(r["psnr_y"]), float(r["ssim_y"])) for r in csv.DictReader(f)
+                if r["model"] == model and r["scale"] == str(scale) and r["set"] == set_name}
+    assert rows, (model, scale, set_name)
+    return {k: rows[k] for k in sorted(rows)[::every]}
+
+
 def pytest_terminal_summary(terminalreporter):
     """One line for all the tests skipped because ../shared is absent (a fresh clone)."""
     skipped = [r for r in terminalreporter.stats.get("skipped", [])

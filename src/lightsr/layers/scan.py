@@ -115,7 +115,7 @@ def _scan_segment(delta: Tensor, u: Tensor, A: Tensor, B: Tensor, C: Tensor, h_i
     b, d, L = u.shape
     n = A.shape[1]
     T = min(chunk or _chunk_size(L), L)
-    nc = -(-L // T)
+    nc = (L + T - 1) // T  # not -(-L // T): traced to ONNX, // of a negative number truncates
     pad = nc * T - L
 
     def chunks(t: Tensor) -> Tensor:  # (b, g, L[, n]) -> (T, b, g, [n,] nc); padded steps are 0

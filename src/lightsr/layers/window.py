@@ -101,8 +101,10 @@ def shifted_window_regions(h: int, w: int, window: tuple[int, int], shift: tuple
     sh, sw = shift
     img = torch.zeros(1, h, w, 1)
     cnt = 0
-    for hs in (slice(0, -wh), slice(-wh, -sh), slice(-sh, None)):
-        for ws in (slice(0, -ww), slice(-ww, -sw), slice(-sw, None)):
+    rows = [slice(a, b) for a, b in ((0, h - wh), (h - wh, h - sh), (h - sh, h)) if b > a]
+    cols = [slice(a, b) for a, b in ((0, w - ww), (w - ww, w - sw), (w - sw, w)) if b > a]
+    for hs in rows:  # empty regions skipped (one window across): ONNX export cannot trace them
+        for ws in cols:
             img[:, hs, ws, :] = cnt
             cnt += 1
     return window_partition(img, window).squeeze(-1)
