@@ -14,14 +14,13 @@ arm changes; ``run`` resumes a run that exists (``--time_limit`` minutes per cal
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from studies import ROOT, SETS, cpu_minutes, finished, run_arm, scores
+
 RUNS = ROOT / "experiments" / "c2d_claim"
-BENCH = ROOT.parent / "shared" / "data" / "benchmark"
 N = 12_000  # total steps of either arm
 STAGE1 = int(0.7 * N)  # the paper's 700 / 300 epochs split
 STAGE2 = N - STAGE1
@@ -58,29 +57,12 @@ def config(arm: str, seed: int):
 
 
 def run(arm: str, seed: int, time_limit: float | None) -> int:
-    from lightsr.train.engine import train
-
-    cfg = config(arm, seed)
-    if arm == "B2" and not (run_dir("B1", seed) / "final.safetensors").is_file():
+    if arm == "B2" and not finished(run_dir("B1", seed)):
         raise SystemExit(f"stage 1 of seed {seed} has not finished ({run_dir('B1', seed)})")
-    cfg.time_limit, cfg.progress = time_limit, False
-    resume = (run_dir(arm, seed) / "config.json").is_file()
-    res = train(cfg, resume=resume)
-    return 0 if res.get("step") else 1
-
-
-def cpu_minutes(d: Path) -> float:
-    return sum(float(r["cpu_min"]) for r in csv.DictReader(open(d / "sessions.csv")))
+    return run_arm(config(arm, seed), time_limit)
 
 
 def table() -> int:
-    import torch
-
-    from lightsr.evaluate import evaluate
-    from lightsr.models import build_model
-
-    torch.set_num_threads(2)
-    sets = [BENCH / s for s in ("Set5", "Set14", "BSD100")]
     print("| arm | seed | steps | CPU-min | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|---|---|")
     for final in sorted(RUNS.glob("rlfn_s_*_s*/final.safetensors")):
         d = final.parent
@@ -89,10 +71,10 @@ def table() -> int:
             continue  # stage 1 is scored through stage 2
         cfg = json.loads((d / "config.json").read_text())
         cpu = cpu_minutes(d) + (cpu_minutes(run_dir("B1", seed)) if arm == "B2" else 0.0)
-        res = evaluate(build_model("rlfn_s", 4, str(final)), sets, 4, progress=False)
+        psnr = scores("rlfn_s", 4, final)
         steps = cfg["iters"] + (STAGE1 if arm == "B2" else 0)
         print(f"| {'B (two-stage)' if arm == 'B2' else 'A (discrete)'} | {seed} | {steps} | {cpu:.0f} | "
-              + " | ".join(f"{res[s.name]['psnr']:.4f}" for s in sets) + " |", flush=True)
+              + " | ".join(f"{psnr[s]:.4f}" for s in SETS) + " |", flush=True)
     return 0
 
 

@@ -66,7 +66,7 @@ def need_module(name: str):
     try:
         return __import__(name)
     except ImportError:
-        msg = f"optional package {name} is not installed (pip install -e '.[test,onnx]')"
+        msg = f"optional package {name} is not installed (pip install -e '.[test,onnx,openvino]')"
         if in_ci():
             pytest.fail(msg + " [CI=true: tests that need it fail instead of skipping]", pytrace=False)
         pytest.skip(msg, allow_module_level=True)

@@ -88,7 +88,8 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
          weights: str | os.PathLike | None = None, *, precision: str = "auto", compile: bool = False,
          tile: int | None = None, tile_pad: int = 16,
          self_ensemble: bool = False, max_memory: float | None = None, options: dict | None = None,
-         progress: bool = False, outscale: float | None = None, kind: str = "clean") -> Upscaler:
+         progress: bool = False, outscale: float | None = None, kind: str = "clean",
+         backend: str = "auto") -> Upscaler:
     """A ready-to-use :class:`Upscaler`.
 
     ``name_or_path``: a registered model name (its shipped weights are used unless ``weights`` is
@@ -101,6 +102,8 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     fractional or asymmetric one (``outscale`` is its native scale, then bicubic). ``precision``: ``"auto"``
     (bf16 where the device does it natively and the model tolerates it, else fp32), ``"fp32"``,
     ``"bf16"`` or ``"fp16"`` (CUDA); ``compile``: torch.compile (falls back to eager with one line).
+    ``backend``: ``"auto"`` (OpenVINO where it was measured faster and is installed, else PyTorch),
+    ``"torch"`` or ``"openvino"`` (:mod:`lightsr.backends`).
     ``kind``: which shipped weights a name (or the default model) uses: ``"clean"`` (trained on
     bicubic LR: clean, lossless input) or ``"photo"`` (trained on blurred, noisy, JPEG-compressed LR:
     photos as phones and the web save them; :mod:`lightsr.photo`).
@@ -110,6 +113,7 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     """
     from .models import pick_device
     from .models.resolve import resolve
+    from .backends import choose_backend
     from .precision import choose as choose_precision
 
     check_outscale(outscale)
@@ -118,9 +122,10 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     choose_precision(precision, dev)  # an unknown precision or fp16 on a CPU fails before loading
     scale = norm_scale(scale)
     desc = resolve(name_or_path, weights, scale, options, kind=kind, outscale=outscale)
+    choose_backend(backend, desc, dev, precision)  # an impossible backend fails with one line, before any image
     up = Upscaler(desc, dev, precision, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble,
                   max_memory=max_memory, progress=progress, outscale=_run_outscale(desc, scale, outscale),
-                  compile=compile)
+                  compile=compile, backend=backend)
     return up
 
 

@@ -72,7 +72,7 @@ def evaluate(model: nn.Module | Descriptor | None, folders: Iterable[str | Path]
              protocol: str = "standard", self_ensemble: bool = False, device: str | torch.device | None = None,
              cache_dir: str | Path | None = None, save_dir: str | Path | None = None, overwrite: bool = False,
              progress: bool = True, forward: Forward | None = None, y_only: bool = True,
-             precision: str = "fp32", jpeg: int | None = None) -> dict:
+             precision: str = "fp32", jpeg: int | None = None, backend: str = "auto") -> dict:
     """PSNR/SSIM of ``model`` on each folder of HR images (see the module docstring for the result).
 
     ``forward``: an optional ``fn(x) -> y`` used instead of the model (a tiled upscaler, say); with it
@@ -82,6 +82,7 @@ def evaluate(model: nn.Module | Descriptor | None, folders: Iterable[str | Path]
     (default: the plain float32 path, exact reproduction), or ``"auto"``/``"bf16"``/``"fp16"`` through
     :class:`lightsr.inference.Runner` (autocast, channels_last). ``jpeg``: the LR inputs are JPEG at
     this quality (:class:`~lightsr.data.benchmark.BenchmarkFolder`), the score is still against the HR.
+    ``backend``: :mod:`lightsr.backends` (``"auto"`` runs PyTorch unless ``precision="auto"``).
     """
     from tqdm.auto import tqdm
 
@@ -117,10 +118,10 @@ def evaluate(model: nn.Module | Descriptor | None, folders: Iterable[str | Path]
         if existing and not overwrite:
             raise LightSRError(f"{existing[0]} exists; refusing to overwrite saved images (pass --overwrite)")
 
-    if forward is None and precision != "fp32":
-        from .inference import Runner
+    if forward is None and (precision != "fp32" or backend == "openvino"):
+        from .backends import make_runner
 
-        runner = Runner(desc if desc is not None else model, dev, precision)
+        runner = make_runner(desc if desc is not None else model, dev, precision, backend=backend)
         forward = lambda t: runner(t, scale=scale if runner.continuous else None)  # noqa: E731
     fn = forward if forward is not None else forward_at(model, scale)
     dtype = dtype_of(model)  # a half-precision model gets half-precision input
@@ -233,7 +234,8 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
                    scale: float | None = None, options: dict | None = None, device=None,
                    protocol: str = "standard", self_ensemble: bool = False, precision: str = "fp32",
                    cache_dir: str | None = None, save_images: str | None = None, json_path: str | None = None,
-                   overwrite: bool = False, random_weights: bool = False, jpeg: int | None = None) -> dict:
+                   overwrite: bool = False, random_weights: bool = False, jpeg: int | None = None,
+                   backend: str = "auto") -> dict:
     """``lightsr eval`` as a function: resolve the model (a registered ``model`` with ``weights`` or its
     shipped weights; or, without ``model``, the architecture, scale and options read from ``weights``),
     evaluate it on the ``data`` folders, print the table and, with ``json_path``, write the figures
@@ -271,15 +273,20 @@ def run_evaluation(data: Sequence[str | Path], *, model: str | None = None, weig
             raise LightSRError(f"{weights} is a continuous-scale {desc.model} checkpoint; pass --scale")
         for d in data:
             BenchmarkFolder(d, scale, protocol, cache=False, jpeg=jpeg)
+    from .backends import choose_backend
+
+    ran = choose_backend(backend, desc, device, precision)  # an impossible backend: one line, nothing run
     net = desc
     results = evaluate(net, data, scale, protocol=protocol, self_ensemble=self_ensemble,
                        device=device, cache_dir=cache_dir, save_dir=save_images, overwrite=overwrite,
-                       precision=precision, jpeg=jpeg)
+                       precision=precision, jpeg=jpeg, backend=backend)
     print(format_table(results, scale, protocol) + (f"  (LR as JPEG q{jpeg})" if jpeg is not None else ""))
     if json_path:  # the per-dataset figures, plus under "meta" what `lightsr plot` needs
         if "meta" in results:
             raise LightSRError("a data folder named meta clashes with the JSON's \"meta\" entry; rename it")
         meta = run_meta(desc, scale, precision=precision, protocol=protocol, self_ensemble=self_ensemble)
+        if ran != "torch":
+            meta["backend"] = ran
         if jpeg is not None:
             meta["lr_jpeg_quality"] = jpeg
         write_json(json_path, {**results, "meta": meta}, overwrite=overwrite)  # an identical image's PSNR is null

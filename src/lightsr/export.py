@@ -82,6 +82,19 @@ def onnx_max_error(path: str | os.PathLike, model: nn.Module, sizes=CHECK_SIZES,
     return worst
 
 
+def trace_onnx(model: nn.Module, path: str | os.PathLike, sample_hw: tuple[int, int], dynamic: bool = True,
+               opset: int = 17) -> None:
+    """``model`` traced at a (1, 3, *sample_hw) input into the ONNX file ``path``, input ``input`` and
+    output ``output``, with dynamic batch, height and width unless ``dynamic=False``. Needs ``onnx``."""
+    axes = {"input": {0: "batch", 2: "height", 3: "width"},
+            "output": {0: "batch", 2: "out_height", 3: "out_width"}} if dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings / legacy-exporter deprecation notes
+        torch.onnx.export(model, (torch.rand(1, 3, *sample_hw),), str(path), input_names=["input"],
+                          output_names=["output"], dynamic_axes=axes, opset_version=opset,
+                          do_constant_folding=True, dynamo=False)
+
+
 def metadata(desc: Descriptor, fixed_size: tuple[int, int] | None = None, **extra) -> dict[str, str]:
     """The ``metadata_props`` of an exported file: how to feed the graph and what it came from."""
     from . import __version__
@@ -113,17 +126,11 @@ def export_onnx(model: nn.Module | Descriptor, path: str | os.PathLike, opset: i
     path = Path(path)
     _check_output(path)
     model = desc.module.eval().float().cpu()
-    x = torch.rand(1, 3, *(fixed_size or sample_hw))
-    dynamic = None if fixed_size else {"input": {0: "batch", 2: "height", 3: "width"},
-                                       "output": {0: "batch", 2: "out_height", 3: "out_width"}}
     props = metadata(desc, fixed_size, **(meta or {}))
     result: dict = {"path": str(path), "max_abs_error": None, "fixed_size": fixed_size, "metadata": props}
 
     def write(tmp: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TracerWarnings / legacy-exporter deprecation notes
-            torch.onnx.export(model, (x,), tmp, input_names=["input"], output_names=["output"],
-                              dynamic_axes=dynamic, opset_version=opset, do_constant_folding=True, dynamo=False)
+        trace_onnx(model, tmp, fixed_size or sample_hw, dynamic=not fixed_size, opset=opset)
         graph = onnx.load(tmp)
         onnx.helper.set_model_props(graph, props)
         onnx.save(graph, tmp)

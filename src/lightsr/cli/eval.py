@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--self-ensemble", action="store_true", help="x8 flip/rotate ensemble")
     p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
                    help="fp32 (default, exact reproduction), auto, bf16, fp16 (CUDA)")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "openvino"],
+                   help="auto (default): PyTorch, or OpenVINO with --precision auto where it was measured "
+                        "faster; openvino: score the OpenVINO-compiled model (pip install 'lightsr[openvino]')")
     p.add_argument("--random-weights", action="store_true",
                    help="score a model that has no weights (randomly initialised): a pipeline check only")
     p.add_argument("--protocol", choices=["standard", "matlab"], default="standard",
@@ -43,5 +46,5 @@ def run(args) -> int:
                    options=model_options(args), device=args.device, protocol=args.protocol,
                    self_ensemble=args.self_ensemble, precision=args.precision, cache_dir=args.cache_dir,
                    save_images=args.save_images, json_path=args.json, overwrite=args.overwrite,
-                   random_weights=args.random_weights, jpeg=args.jpeg)
+                   random_weights=args.random_weights, jpeg=args.jpeg, backend=args.backend)
     return 0

@@ -1,0 +1,96 @@
+"""AnySR trained at CPU scale, to ship: SRNO on EDSR-baseline on continuous scales, then AnySR's
+Algorithm 1 (any-scale, any-resource rebuilding) from it.
+
+    python experiments/anysr_study.py run S [--time_limit MIN]   # SRNO-EDSR, s ~ U(1, 4) per batch
+    python experiments/anysr_study.py run G [--time_limit MIN]   # Algorithm 1 from S (groups, sub-networks)
+    python experiments/anysr_study.py table [--sets Set5 Set14]  # scale x width: PSNR and encoder GFLOPs
+
+Stage S is the network AnySR starts from (the paper starts from a DIV2K-trained SRNO): BSDS400 + T91,
+one scale per step s ~ U(1, 4), LR patch 32 with the "fast" query grid, batch 8, Adam 4e-4 (SRNO's
+peak rate) with 500 warm-up steps and cosine decay, EMA 0.999, bf16 where native, 10 held-out images.
+Stage G is the ``anysr`` recipe (Algorithm 1: t ~ U{1..T}, s ~ S_t, the step's sub-network chosen by
+the scale group and reset to the full network with p = 0.6, only that sub-network updated; widths
+0.5 / 0.7 / 0.9 / 1.0) at Adam 1e-4 cosine: the recipe's 1e-5 is meant for 250k DIV2K steps.
+Runs: ``experiments/anysr/srno_edsr_{S,G}``. Results: results/anysr.md, "AnySR, trained".
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studies import ROOT, cpu_minutes, finished, run_arm, scores
+
+RUNS = ROOT / "experiments" / "anysr"
+STEPS = {"S": 6_000, "G": 2_000}
+
+
+def run_dir(stage: str) -> Path:
+    return RUNS / f"srno_edsr_{stage}"
+
+
+def config(stage: str):
+    from lightsr.train.config import TrainConfig
+    from lightsr.train.recipes import TRAIN_DIRS, anysr
+
+    if stage == "S":
+        cfg = TrainConfig(model="srno_edsr", scale=4, train_dirs=list(TRAIN_DIRS), val_dir=None, holdout=10,
+                          lr_patch=32, batch_size=8, scale_min=1.0, scale_max=4.0, scale_mode="batch",
+                          queries="fast", loss="l1", optimizer="adam", lr=4e-4, betas=(0.9, 0.999),
+                          schedule="cosine", min_lr=1e-6, warmup=500, ema=0.999, precision="auto",
+                          val_every=1000, save_every=500, log_every=100)
+    elif stage == "G":
+        cfg = anysr(4, "edsr")
+        cfg.init = str(run_dir("S").relative_to(ROOT))
+        cfg.lr_patch, cfg.batch_size, cfg.lr, cfg.schedule, cfg.warmup = 32, 8, 1e-4, "cosine", 100
+        cfg.ema, cfg.precision, cfg.val_every, cfg.save_every, cfg.log_every = 0.999, "auto", 1000, 500, 100
+        cfg.val_dir, cfg.holdout = None, 10
+    else:
+        raise SystemExit(f"unknown stage {stage!r}: S or G")
+    cfg.iters, cfg.seed, cfg.out = STEPS[stage], 1, str(run_dir(stage).relative_to(ROOT))
+    return cfg
+
+
+def run(stage: str, time_limit: float | None) -> int:
+    if stage == "G" and not finished(run_dir("S")):
+        raise SystemExit(f"stage S has not finished ({run_dir('S')})")
+    return run_arm(config(stage), time_limit)
+
+
+def table(sets: list[str]) -> int:
+    """Every scale x width of the finished stage G, beside stage S (the SRNO it started from)."""
+    from lightsr.models import create_model
+
+    g = run_dir("G") / "final.safetensors"
+    s = run_dir("S") / "final.safetensors"
+    if not (finished(run_dir("S")) and finished(run_dir("G"))):
+        raise SystemExit("both stages must finish first")
+    widths = create_model("anysr_srno_edsr").widths
+    print(f"CPU-min: S {cpu_minutes(run_dir('S')):.0f}, G {cpu_minutes(run_dir('G')):.0f}")
+    print("| scale | network | width | GFLOPs (encoder, 320x180 LR) | " + " | ".join(sets) + " |")
+    print("|---|---|---|---|" + "---|" * len(sets))
+    for scale in (2.0, 2.5, 3.0, 4.0):
+        rows = [("SRNO (S)", "srno_edsr", s, None)] + [("AnySR", "anysr_srno_edsr", g, w) for w in widths]
+        for label, model, weights, w in rows:
+            psnr = scores(model, scale, weights, sets, None if w is None else {"width": w})
+            net = create_model("anysr_srno_edsr")  # S's encoder is AnySR's at w = 1 (same MACs)
+            gf = net.macs((180, 320), scale, 1.0 if w is None else w, encoder_only=True) / 1e9
+            print(f"| x{scale:g} | {label} | {'' if w is None else w} | {gf:.1f} | "
+                  + " | ".join(f"{psnr[k]:.4f}" for k in sets) + " |", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("stage", choices=["S", "G"])
+    r.add_argument("--time_limit", type=float, default=None, help="minutes in this call")
+    t = sub.add_parser("table")
+    t.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
+    args = p.parse_args(argv)
+    return run(args.stage, args.time_limit) if args.cmd == "run" else table(args.sets)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Where a model runs: PyTorch (:class:`lightsr.inference.Runner`) or OpenVINO, chosen by measurement.
+
+``backend`` is one of
+
+* ``"torch"``: PyTorch eager (with ``precision`` and channels_last as :mod:`lightsr.precision` decides);
+* ``"openvino"``: the model converted once by OpenVINO (``pip install 'lightsr[openvino]'``) and
+  compiled for the CPU, in bf16 where the CPU does bf16 natively and ``precision`` allows it, else
+  f32. Fixed-scale models only (a continuous model takes its scale as a Python number);
+* ``"auto"`` (default): OpenVINO for the models in :data:`OPENVINO_MEASURED` when it is installed, the
+  device is a CPU and ``precision`` is ``"auto"``; PyTorch otherwise. A model enters the table only
+  when ``benchmarks/runtimes.py`` measured OpenVINO faster than lightsr's own fastest default path on
+  the same weights and its PSNR within 0.02 dB of fp32 on Set5 and Set14 (results/runtimes.md);
+  ``tests/test_backends.py`` checks every entry against that record.
+
+A user's explicit ``precision="fp32"`` (``eval``'s default: exact reproduction) always runs PyTorch.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import precision as P
+from .errors import LightSRError
+from .models.loading import Descriptor, describe_module
+
+BACKENDS = ("auto", "torch", "openvino")
+PROBE_TOLERANCE = 0.25  # |OpenVINO - PyTorch fp32| on a random 29x37 input: bf16 rounding passes, a frozen shape does not
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One model's record from ``benchmarks/runtimes.py`` and ``benchmarks/runtimes.py --psnr``:
+    OpenVINO bf16 latency as a ratio to lightsr ``auto`` (median of interleaved rounds, 320x180 -> x4,
+    2 threads) and its PSNR change against fp32 (dB, Y, standard protocol)."""
+
+    ratio: float
+    dpsnr_set5: float
+    dpsnr_set14: float
+
+
+# auto's table (results/runtimes.md, 2026-12-03, AMD Zen 5 with native bf16, 2 cores). Measured and left
+# out: rlfn_s (OpenVINO 1.04x lightsr auto's time: no gain), hasn (0.64x, but no trained weights yet to
+# measure its PSNR cost), window transformers (their ONNX graph follows one input size only)
+OPENVINO_MEASURED: dict[str, Measured] = {"imdn": Measured(ratio=0.62, dpsnr_set5=-0.0074, dpsnr_set14=-0.0055)}
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_backend(backend: str | None, desc: Descriptor, device: torch.device | str, precision: str) -> str:
+    """``backend`` as asked -> the one that runs (``"torch"`` or ``"openvino"``)."""
+    b = (backend or "auto").lower()
+    if b not in BACKENDS:
+        raise LightSRError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
+    cpu = torch.device(device).type == "cpu"
+    if b == "openvino":
+        if not cpu:
+            raise LightSRError("the openvino backend runs on the CPU; use --device cpu (or --backend torch)")
+        if desc.continuous:
+            raise LightSRError(f"the openvino backend runs fixed-scale models; {desc.model or 'this model'} "
+                               "takes any scale (use --backend torch)")
+        if (precision or "auto").lower() == "fp16":
+            raise LightSRError("precision fp16 needs a CUDA GPU; the openvino backend runs bf16 or fp32")
+        if not openvino_available():
+            raise LightSRError("the openvino backend needs OpenVINO: pip install 'lightsr[openvino]'")
+        return "openvino"
+    if b == "auto" and cpu and (precision or "auto").lower() == "auto" and not desc.continuous \
+            and desc.model in OPENVINO_MEASURED and openvino_available():
+        return "openvino"
+    return "torch"
+
+
+def make_runner(model: nn.Module | Descriptor, device: torch.device | str = "cpu", precision: str = "auto",
+                compile: bool = False, backend: str | None = "auto"):
+    """A :class:`~lightsr.inference.Runner` or an :class:`OpenVINORunner`, whichever ``backend`` picks."""
+    from .inference import Runner
+
+    desc = model if isinstance(model, Descriptor) else describe_module(model)
+    if choose_backend(backend, desc, device, precision) == "openvino":
+        return OpenVINORunner(desc, precision)
+    return Runner(desc, device, precision, compile=compile)
+
+
+class OpenVINORunner:
+    """A fixed-scale model compiled by OpenVINO for the CPU; called like :class:`~lightsr.inference.Runner`:
+    ``runner(x)`` takes a float32 (B, 3, h, w) tensor and returns float32. The model is converted at
+    the first call (its input sizes stay dynamic) and compiled once."""
+
+    backend = "openvino"
+
+    def __init__(self, desc: Descriptor, precision: str = "auto"):
+        import openvino  # noqa: F401 - fail here, with choose_backend's message, not at the first image
+
+        self.descriptor = desc
+        self.model = desc.module.eval().float()
+        self.device = torch.device("cpu")
+        self.continuous = False
+        self.precision = P.choose(precision, "cpu", desc.bf16)  # "bf16" or "fp32"
+        self.channels_last = False
+        self._request = None
+
+    def _compile(self, x: torch.Tensor):
+        """Traced to ONNX with dynamic sizes (the graph ``lightsr export`` writes), read by OpenVINO and
+        compiled: the same graph a user deploying ``lightsr export``'s file runs (results/runtimes.md)."""
+        import openvino as ov
+
+        from .export import trace_onnx
+
+        core = ov.Core()
+        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+            path = Path(tmp) / "model.onnx"
+            trace_onnx(self.model, path, tuple(x.shape[-2:]))
+            converted = core.read_model(str(path))
+        hint = "bf16" if self.precision == "bf16" else "f32"
+        compiled = core.compile_model(converted, "CPU", {
+            "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+        request = compiled.create_infer_request()
+        self._probe(request)
+        return request
+
+    def _probe(self, request) -> None:
+        """The graph must follow the input size (a window model's padding arithmetic frozen by the trace
+        would not): at a size unlike the traced one, OpenVINO's output must match PyTorch's."""
+        x = torch.rand(1, 3, 29, 37, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            ref = self.model(x)
+        got = torch.from_numpy(request.infer({0: x.numpy()})[0].copy())
+        if got.shape != ref.shape or float((got - ref).abs().max()) > PROBE_TOLERANCE:
+            raise LightSRError("its graph follows one input size only")
+
+    def __call__(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+        x = x.to("cpu", torch.float32).contiguous()
+        if self._request is None:
+            try:
+                self._request = self._compile(x)
+            except Exception as exc:  # noqa: BLE001 - an op OpenVINO cannot convert: one line, not a traceback
+                msg = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+                raise LightSRError(f"OpenVINO could not convert {self.descriptor.model or 'this model'} ({msg}); "
+                                   "use --backend torch") from None
+        # the input is read in place (contiguous float32); the output comes back as a fresh array
+        return torch.from_numpy(self._request.infer({0: x.numpy()}, share_inputs=True)[0])
+
