@@ -1,15 +1,17 @@
-"""C2D-ISR's central claim at CPU scale, on RLFN-S x4: two-stage training (continuous scales with
-HIIF-L, then the discrete head, eq. 10) against discrete-only training at equal steps.
+"""C2D-ISR's central claim at CPU scale, x4: two-stage training (continuous scales with HIIF-L, then
+the discrete head, eq. 10) against discrete-only training at equal steps, on RLFN-S (the default
+model's network) and on a reduced SwinIR-C2D (the paper's own setting, ``--net swinir_c2d_small``).
 
     python experiments/c2d_claim.py run A --seed 1     # arm A: discrete-only, N steps
     python experiments/c2d_claim.py run B1 --seed 1    # arm B, stage 1: body + HIIF-L, s ~ U(1, 4), 0.7 N
     python experiments/c2d_claim.py run B2 --seed 1    # arm B, stage 2: PixelShuffle head, 0.3 N, --init B1
     python experiments/c2d_claim.py table              # Set5 / Set14 / BSD100 x4 of every finished run
+    python experiments/c2d_claim.py run A --net swinir_c2d_small   # the same arms on another network
 
 Every run is the shipped weights' recipe (``cpu_long``: LR 48, batch 16, Adam 5e-4 (0.9, 0.99),
 1k warm-up + cosine, EMA 0.999, bf16 where native, 10 BSDS400 images held out) with only what the
 arm changes; ``run`` resumes a run that exists (``--time_limit`` minutes per call). Runs live in
-``experiments/c2d_claim/rlfn_s_{A,B1,B2}_s{seed}``. Results: results/c2d.md, "The claim at CPU scale".
+``experiments/c2d_claim/{net}_{A,B1,B2}_s{seed}``. Results: results/c2d.md, "The claim at CPU scale".
 """
 from __future__ import annotations
 
@@ -21,9 +23,14 @@ from pathlib import Path
 from studies import ROOT, SETS, cpu_minutes, finished, run_arm, scores
 
 RUNS = ROOT / "experiments" / "c2d_claim"
-N = 12_000  # total steps of either arm
-STAGE1 = int(0.7 * N)  # the paper's 700 / 300 epochs split
-STAGE2 = N - STAGE1
+# net -> (registered discrete model, its options, N = total steps of either arm)
+NETS = {
+    "rlfn_s": ("rlfn_s", {}, 12_000),
+    # SwinIR-C2D at a CPU budget: 2 HiET blocks instead of 4, windows halved (32/16/8/8/16/32; the
+    # paper's Table 2 varies them too), the paper's dim 60 and 6 heads
+    "swinir_c2d_small": ("swinir_c2d", {"blocks": 2, "windows": [32, 16, 8, 8, 16, 32]}, 6_000),
+}
+SPLIT = 0.7  # the paper's 700 / 300 epochs split
 # stage 2: the fresh PixelShuffle head alone for HEAD_WARMUP steps at STAGE2_LR, then the whole
 # network with a 200-step warm-up and cosine decay from STAGE2_LR. HEAD_WARMUP from a measured
 # pilot (experiments/c2d_claim/head_warmup_pilot_log.csv, results/c2d.md): head-only L1 falls from
@@ -34,46 +41,56 @@ HEAD_WARMUP = 300
 STAGE2_LR = 2e-4
 
 
-def run_dir(arm: str, seed: int) -> Path:
-    return RUNS / f"rlfn_s_{arm}_s{seed}"
+def steps(net: str) -> tuple[int, int]:
+    """(stage 1, stage 2) steps of arm B; arm A runs their sum."""
+    n = NETS[net][2]
+    return int(SPLIT * n), n - int(SPLIT * n)
 
 
-def config(arm: str, seed: int):
+def run_dir(arm: str, seed: int, net: str = "rlfn_s") -> Path:
+    return RUNS / f"{net}_{arm}_s{seed}"
+
+
+def config(arm: str, seed: int, net: str = "rlfn_s"):
     from lightsr.train.recipes import cpu_long
 
-    cfg = cpu_long(4, "rlfn_s")
-    cfg.seed, cfg.out = seed, str(run_dir(arm, seed).relative_to(ROOT))
+    model, options, n = NETS[net]
+    stage1, stage2 = steps(net)
+    cfg = cpu_long(4, model)
+    cfg.options = dict(options)
+    cfg.seed, cfg.out = seed, str(run_dir(arm, seed, net).relative_to(ROOT))
     if arm == "A":
-        cfg.iters = N
+        cfg.iters = n
     elif arm == "B1":  # seed 000 stage 1: the body with HIIF-L, one scale per sample, "fast" queries
-        cfg.model, cfg.iters = "rlfn_s_hiif", STAGE1
+        cfg.model, cfg.iters = f"{model}_hiif", stage1
         cfg.scale_mode, cfg.queries, cfg.scale_min, cfg.scale_max = "sample", "fast", 1.0, 4.0
     elif arm == "B2":  # stage 2 (eq. 10): body from stage 1's final (EMA) weights, fresh head
-        cfg.iters, cfg.init = STAGE2, str(run_dir("B1", seed).relative_to(ROOT))
+        cfg.iters, cfg.init = stage2, str(run_dir("B1", seed, net).relative_to(ROOT))
         cfg.lr, cfg.head_warmup, cfg.warmup = STAGE2_LR, HEAD_WARMUP, 200
     else:
         raise SystemExit(f"unknown arm {arm!r}: A, B1 or B2")
     return cfg
 
 
-def run(arm: str, seed: int, time_limit: float | None) -> int:
-    if arm == "B2" and not finished(run_dir("B1", seed)):
-        raise SystemExit(f"stage 1 of seed {seed} has not finished ({run_dir('B1', seed)})")
-    return run_arm(config(arm, seed), time_limit)
+def run(arm: str, seed: int, time_limit: float | None, net: str = "rlfn_s") -> int:
+    if arm == "B2" and not finished(run_dir("B1", seed, net)):
+        raise SystemExit(f"stage 1 of seed {seed} has not finished ({run_dir('B1', seed, net)})")
+    return run_arm(config(arm, seed, net), time_limit)
 
 
-def table() -> int:
-    print("| arm | seed | steps | CPU-min | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|---|---|")
-    for final in sorted(RUNS.glob("rlfn_s_*_s*/final.safetensors")):
+def table(net: str = "rlfn_s") -> int:
+    model, options, _ = NETS[net]
+    print(f"{net}\n| arm | seed | steps | CPU-min | Set5 | Set14 | BSD100 |\n|---|---|---|---|---|---|---|")
+    for final in sorted(RUNS.glob(f"{net}_*_s*/final.safetensors")):
         d = final.parent
         arm, seed = d.name.split("_")[-2], int(d.name.rsplit("_s", 1)[1])
         if arm == "B1":
             continue  # stage 1 is scored through stage 2
         cfg = json.loads((d / "config.json").read_text())
-        cpu = cpu_minutes(d) + (cpu_minutes(run_dir("B1", seed)) if arm == "B2" else 0.0)
-        psnr = scores("rlfn_s", 4, final)
-        steps = cfg["iters"] + (STAGE1 if arm == "B2" else 0)
-        print(f"| {'B (two-stage)' if arm == 'B2' else 'A (discrete)'} | {seed} | {steps} | {cpu:.0f} | "
+        cpu = cpu_minutes(d) + (cpu_minutes(run_dir("B1", seed, net)) if arm == "B2" else 0.0)
+        psnr = scores(model, 4, final, options=options or None)
+        total = cfg["iters"] + (steps(net)[0] if arm == "B2" else 0)
+        print(f"| {'B (two-stage)' if arm == 'B2' else 'A (discrete)'} | {seed} | {total} | {cpu:.0f} | "
               + " | ".join(f"{psnr[s]:.4f}" for s in SETS) + " |", flush=True)
     return 0
 
@@ -85,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("arm", choices=["A", "B1", "B2"])
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--time_limit", type=float, default=None, help="minutes in this call")
-    sub.add_parser("table")
+    r.add_argument("--net", choices=list(NETS), default="rlfn_s")
+    t = sub.add_parser("table")
+    t.add_argument("--net", choices=list(NETS), default="rlfn_s")
     args = p.parse_args(argv)
-    return run(args.arm, args.seed, args.time_limit) if args.cmd == "run" else table()
+    return run(args.arm, args.seed, args.time_limit, args.net) if args.cmd == "run" else table(args.net)
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def main() -> int:
     t.add_argument("--sets", nargs="+", default=["Set14", "BSD100"])
     t.add_argument("--runs", nargs="*", default=list(ARMS))
     sh = sub.add_parser("ship")
-    sh.add_argument("arm", choices=["x4", "x2"])
+    sh.add_argument("arm", choices=["x4", "x2", "x4_jpeg"])
     sh.add_argument("--overwrite", action="store_true")
     a = p.parse_args()
     if a.cmd == "ship":
