@@ -58,8 +58,11 @@ def make_folders(tmp: Path, n_small: int, n_large: int) -> dict:
     return {"small": (small, 4), "large": (large, 2)}
 
 
-def command_time(folder: Path, scale: int, out: Path, serial: bool, png_level: int | None) -> dict:
-    """One in-process `lightsr upscale` run: the summary's wall and model seconds, and the whole call."""
+def command_time(folder: Path, scale: int, out: Path, serial: bool, png_level: int | None,
+                 fast_png: bool = True) -> dict:
+    """One in-process `lightsr upscale` run: the summary's wall and model seconds, and the whole call.
+    ``fast_png=False``: PNG through Pillow, as before lightsr.imageio.fast_png."""
+    import lightsr.imageio as lio
     from lightsr.cli import main
 
     argv = ["upscale", str(folder), "-o", str(out), "--scale", str(scale), "-q"]
@@ -68,11 +71,15 @@ def command_time(folder: Path, scale: int, out: Path, serial: bool, png_level: i
     old = os.environ.get("LIGHTSR_PIPELINE")
     os.environ["LIGHTSR_PIPELINE"] = "0" if serial else "1"
     err = _io.StringIO()
+    kept = lio.fast_png
+    if not fast_png:
+        lio.fast_png = lambda *a, **k: None
     t0 = time.perf_counter()
     try:
         with redirect_stderr(err):
             rc = main(argv)
     finally:
+        lio.fast_png = kept
         if old is None:
             os.environ.pop("LIGHTSR_PIPELINE")
         else:
@@ -106,6 +113,7 @@ def bench(args) -> None:
     with tempfile.TemporaryDirectory(prefix="lightsr_folder_bench_") as tmp:
         tmp = Path(tmp)
         folders = make_folders(tmp, args.small, args.large)
+        folders = {k: v for k, v in folders.items() if k in args.folders}
         rows = []
         for key, (folder, scale) in folders.items():
             files = sorted(folder.iterdir())
@@ -113,23 +121,24 @@ def bench(args) -> None:
             up = lightsr.load(scale=scale)
             for a in {a.shape: a for a in arrays}.values():  # warm-up: every input shape once
                 up(a)
-            configs = [("pipelined", False, None), ("serial", True, None), ("serial, PNG level 6", True, 6)]
-            res = {name: [] for name, _, _ in configs}
+            configs = [("pipelined", False, None, True), ("serial", True, None, True),
+                       ("serial, Pillow PNG level 1", True, None, False), ("serial, PNG level 6", True, 6, True)]
+            res = {name: [] for name, *_ in configs}
             res["model only"] = []
             for r in range(args.repeat):
                 order = configs if r % 2 == 0 else configs[::-1]
                 if r % 2:
                     res["model only"].append(model_time(up, arrays))
-                for name, serial, level in order:
+                for name, serial, level, fast in order:
                     out = tmp / f"out_{key}_{r}_{name.replace(' ', '_').replace(',', '')}"
-                    res[name].append(command_time(folder, scale, out, serial, level))
+                    res[name].append(command_time(folder, scale, out, serial, level, fast))
                 if not r % 2:
                     res["model only"].append(model_time(up, arrays))
             m = statistics.median(res["model only"])
             h, w = arrays[0].shape[:2]
             print(f"\n{key}: {len(files)} images, LR {w}x{h} (or {h}x{w}) at x{scale}; model only: {m:.2f} s "
                   f"(median of {[round(x, 2) for x in res['model only']]})")
-            for name, _, _ in configs:
+            for name, serial, *_ in configs:
                 wall = statistics.median(x["wall"] for x in res[name])
                 inner = statistics.median(x["model_in_cmd"] for x in res[name])
                 total = statistics.median(x["total"] for x in res[name])
@@ -138,6 +147,12 @@ def bench(args) -> None:
                 print(f"  {name:22s} command {wall:6.2f} s  ratio {ratio:5.2f}   (model inside it {inner:.2f} s; "
                       f"whole call with model loading {total:.2f} s; runs {[round(x['wall'], 2) for x in res[name]]})")
                 rows.append((key, name, wall, m, ratio))
+                if serial:  # I/O per core: the serial run's non-model time on one core against the
+                    # model's core-seconds (its wall time on every thread)
+                    share = statistics.median((x["wall"] - x["model_in_cmd"]) / (args.threads * x["model_in_cmd"])
+                                              for x in res[name])
+                    io_ms = statistics.median(x["wall"] - x["model_in_cmd"] for x in res[name]) / len(files) * 1e3
+                    print(f"  {'':22s} I/O {io_ms:.1f} core-ms per image = {100 * share:.0f} % of the model's core-seconds")
             print(f"  last summary line: {res['pipelined'][-1]['line']}")
         print("\n| folder | command | command s | model-only s | ratio (median of per-repeat ratios) |\n| --- | --- | --- | --- | --- |")
         for key, name, wall, m, ratio in rows:
@@ -202,6 +217,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--small", type=int, default=50, help="images of the x4 folder")
     ap.add_argument("--large", type=int, default=10, help="images of the 480x320 x2 folder")
+    ap.add_argument("--folders", nargs="+", default=["small", "large"], choices=["small", "large"])
     ap.add_argument("--png-levels", action="store_true", help="measure PNG levels instead")
     ap.add_argument("--levels", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6, 9])
     ap.add_argument("--n-png", type=int, default=20, help="outputs encoded by --png-levels")

@@ -314,6 +314,27 @@ def read_png16(path: str | os.PathLike) -> np.ndarray:
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_meta(icc_profile: bytes | None, dpi: tuple | None) -> bytes:
+    """The iCCP and pHYs chunks of a PNG (they go between IHDR and the image data)."""
+    import struct
+    import zlib
+
+    out = b""
+    if icc_profile:
+        out += _png_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile))
+    if dpi:
+        ppm = [int(round(d / 0.0254)) for d in dpi]
+        out += _png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1))
+    return out
+
+
 def write_png16(path: str | os.PathLike, arr: np.ndarray, icc_profile: bytes | None = None,
                 dpi: tuple | None = None, level: int = 6) -> None:
     """Write (H, W, C) uint16 (C = 1, 3 or 4) as a 16-bit PNG (Pillow cannot write 16-bit colour);
@@ -327,19 +348,26 @@ def write_png16(path: str | os.PathLike, arr: np.ndarray, icc_profile: bytes | N
     sub = be.copy()
     sub[:, 1:] = be[:, 1:] - be[:, :-1]  # Sub filter, byte-wise modulo 256
     rows = np.concatenate([np.ones((h, 1), np.uint8), sub.reshape(h, -1)], axis=1)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))]
-    if icc_profile:
-        parts.append(chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile)))
-    if dpi:
-        ppm = [int(round(d / 0.0254)) for d in dpi]
-        parts.append(chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    parts += [chunk(b"IDAT", zlib.compress(rows.tobytes(), level)), chunk(b"IEND", b"")]
+    parts = [b"\x89PNG\r\n\x1a\n", _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)),
+             _png_meta(icc_profile, dpi), _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)),
+             _png_chunk(b"IEND", b"")]
     with open(path, "wb") as f:
         f.write(b"".join(parts))
+
+
+def fast_png(arr: np.ndarray, icc_profile: bytes | None = None, dpi: tuple | None = None) -> bytes | None:
+    """An 8-bit (H, W, C) array as PNG bytes from libpng (through ``imagecodecs``) with the Paeth filter
+    on every row and zlib's RLE strategy, level 1: about 2x faster to encode than Pillow's level 1
+    (whose adaptive per-row filter choice is most of its time) for files about 10 % smaller, decoding
+    to the same pixels (results/upscale.md, "PNG encoder"). None without ``imagecodecs``."""
+    try:
+        import imagecodecs
+    except ImportError:
+        return None
+    data = imagecodecs.png_encode(np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 1 else arr),
+                                  level=1, strategy=3, filter=128)  # Z_RLE, PNG_FILTER_PAETH
+    head = 33  # signature (8) + IHDR chunk (25): libpng writes IDAT right after it
+    return data[:head] + _png_meta(icc_profile, dpi) + data[head:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,6 +470,11 @@ def _encode(tmp: str, arr: np.ndarray, fmt: str, icc: bytes | None, info: dict, 
         kw["compression"] = "tiff_deflate"
     elif fmt == "PNG":
         kw["compress_level"] = png_level
+        data = fast_png(a8[..., :c], icc, dpi) if png_level == PNG_LEVEL and arr.dtype == np.uint8 else None
+        if data is not None:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            return
     im.save(tmp, format=fmt, **kw)
 
 
