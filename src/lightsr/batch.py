@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import LightSRError
+from .files import check_out_root
 from .imageio import list_images
 from .upscaler import note, progress_bar
 
@@ -59,19 +60,6 @@ def output_path(src: Path, rel: Path, out: Path, single_file: bool, suffix: str,
     if single_file and out.suffix.lower() in FORMATS and not out.is_dir():
         return out
     return out / rel.parent / f"{rel.stem}{suffix}{new_ext}"
-
-
-def check_out_root(out: Path) -> None:
-    """A clear line for an output location that cannot be written (before any work is done)."""
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            return
-        probe = probe.parent
-    if not probe.is_dir():
-        raise LightSRError(f"cannot write under {out}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise LightSRError(f"output folder {probe} is not writable")
 
 
 def _complete_image(path: Path) -> bool:

@@ -53,7 +53,7 @@ def _require_onnx():
 
 def _check_output(path: str | os.PathLike) -> None:
     """One line for an output that cannot be an .onnx file (before the model is built)."""
-    from .batch import check_out_root
+    from .files import check_out_root
 
     path = Path(path)
     if path.suffix.lower() != ".onnx":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import LightSRError
 
-__all__ = ["atomic_write", "json_text", "write_json"]
+__all__ = ["atomic_write", "check_out_root", "json_text", "write_json"]
 
 
 def atomic_write(path: str | os.PathLike, write, overwrite: bool = False) -> Path:
@@ -50,3 +50,16 @@ def write_json(path: str | os.PathLike, obj, overwrite: bool = False) -> Path:
     """Write ``obj`` as strict JSON through :func:`atomic_write` (an existing file needs ``overwrite``)."""
     text = json_text(obj) + "\n"
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text), overwrite=overwrite)
+
+
+def check_out_root(out: Path) -> None:
+    """A clear line for an output location that cannot be written (before any work is done)."""
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            return
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LightSRError(f"cannot write under {out}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LightSRError(f"output folder {probe} is not writable")
