@@ -30,7 +30,7 @@ ARMS = {  # arm -> (scale, degradation, iterations)
     "pilot_jpeg": (4, "jpeg", 1000),
     "pilot_mild": (4, "photo_mild", 1000),
     "x4": (4, "photo", 5_000),
-    "x2": (2, "photo", 5_000),
+    "x2": (2, "photo_jpeg", 5_000),  # the shipped x4 preset
     "x4_jpeg": (4, "photo_jpeg", 5_000),  # the second x4 candidate: JPEG first, 10 % clean
 }
 

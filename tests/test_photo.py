@@ -93,7 +93,7 @@ def test_photo_recipe_starts_from_the_shipped_weights():
     for s in (2, 4):
         cfg = get_recipe("photo", s)
         assert cfg.init == str(get_entry("rlfn_s").shipped_weights(s))
-        assert (cfg.degradation, cfg.val_jpeg, cfg.model, cfg.scale) == ("photo", 75, "rlfn_s", s)
+        assert (cfg.degradation, cfg.val_jpeg, cfg.model, cfg.scale) == ("photo_jpeg", 75, "rlfn_s", s)
 
 
 def test_validation_on_jpeg_lr_is_recorded(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ name                   what
 ``cpu_long``           the shipped weights: RLFN-S (or ``--model``), bf16 on native CPUs, LR 48, batch 16,
                        Adam 5e-4 cosine over 200k iterations, EMA, held-out validation
 ``photo``              the photo model: ``cpu_long``'s network fine-tuned from its shipped weights on the
-                       ``photo`` degradations (blur, noise, JPEG), validated on JPEG q75 LR
+                       ``photo_jpeg`` degradations (JPEG, light blur and noise), validated on JPEG q75 LR
 ``c2d_stage1``         C2D-ISR stage 1: backbone + HIIF-L, s ~ U(1, 4) per sample, LR 64, "fast"
                        query grid, L1, Adam 4e-4 -> 1e-6 cosine after a 50-epoch warm-up, 700 of 1000
                        epochs, batch 16
@@ -71,16 +71,17 @@ def cpu_long(scale: float = 4, model: str = "rlfn_s") -> TrainConfig:
 
 def photo(scale: float = 4, model: str = "rlfn_s") -> TrainConfig:
     """The photo model (``lightsr upscale`` on compressed input): ``cpu_long``'s network and data,
-    initialised from its shipped bicubic weights, fine-tuned on the ``photo`` degradations (blur,
-    resize, noise, JPEG; :mod:`lightsr.data.degradations`) with L1, Adam 2e-4 after a 200-step warm-up,
-    cosine over 5k iterations; validation on the held-out images with their LR as JPEG q75."""
+    initialised from its shipped bicubic weights, fine-tuned on the ``photo_jpeg`` degradations (JPEG
+    on 95 % of the samples, light blur, resize and noise, 10 % clean; :mod:`lightsr.data.degradations`)
+    with L1, Adam 2e-4 after a 200-step warm-up, cosine over 5k iterations; validation on the held-out
+    images with their LR as JPEG q75."""
     from ..models.registry import get_entry
 
     s = int(scale)
     cfg = cpu_long(s, model)
     shipped = get_entry(model).shipped_weights(s)
     cfg.init = str(shipped) if shipped is not None else None
-    cfg.degradation, cfg.val_jpeg = "photo", 75
+    cfg.degradation, cfg.val_jpeg = "photo_jpeg", 75
     cfg.iters, cfg.lr, cfg.warmup, cfg.val_every, cfg.save_every = 5_000, 2e-4, 200, 1000, 1000
     cfg.out = f"runs/{model}_x{s}_photo"
     return cfg
