@@ -106,3 +106,16 @@ def test_record_exists_with_the_benchmark_command():
     md = (ROOT / "results" / "runtimes.md").read_text()
     assert "benchmarks/runtimes.py" in md and RECORD.is_file()
     assert Path(ROOT / "benchmarks" / "runtimes.py").is_file()
+
+
+def test_one_size_graph_is_refused_in_one_line():
+    """A window model's ONNX graph follows the traced size only: OpenVINO is refused at build time
+    (the probe at a second size), never run wrong."""
+    need_module("openvino")
+    from lightsr.models import create_model
+
+    torch.manual_seed(0)
+    small = create_model("swinir_c2d", 4, blocks=1, windows=[8, 4, 8]).eval()
+    runner = make_runner(small, "cpu", "auto", backend="openvino")
+    with pytest.raises(LightSRError, match="follows one input size only"):
+        runner(torch.rand(1, 3, 16, 24))

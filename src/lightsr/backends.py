@@ -134,8 +134,11 @@ class OpenVINORunner:
         x = torch.rand(1, 3, 29, 37, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             ref = self.model(x)
-        got = torch.from_numpy(request.infer({0: x.numpy()})[0].copy())
-        if got.shape != ref.shape or float((got - ref).abs().max()) > PROBE_TOLERANCE:
+        try:
+            got = torch.from_numpy(request.infer({0: x.numpy()})[0].copy())
+        except Exception:  # noqa: BLE001 - a reshape frozen to the traced size fails at another
+            got = None
+        if got is None or got.shape != ref.shape or float((got - ref).abs().max()) > PROBE_TOLERANCE:
             raise LightSRError("its graph follows one input size only")
 
     def __call__(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
