@@ -109,13 +109,16 @@ def test_cli_eval_and_tiled_upscale(name, folder, tmp_path, capsys):
     args = ["upscale", str(src), "-o", str(tmp_path / "out"), "--model", name, "--weights", str(weights),
             "--tile", "12", "--tile-pad", "4", "--scale", str(scale), "-q"]
     calls = []
-    from lightsr import inference
-    real = inference.Runner.__call__
-    def counting(self, x, scale=None):  # noqa: E306 - counts the tiles the upscaler runs
-        calls.append(tuple(x.shape))
-        return real(self, x, scale)
+    from lightsr import backends, inference
+
+    def counting(real):  # counts the tiles the upscaler runs, on whichever backend auto picked
+        def call(self, x, scale=None):
+            calls.append(tuple(x.shape))
+            return real(self, x, scale)
+        return call
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(inference.Runner, "__call__", counting)
+        for cls in (inference.Runner, backends.OpenVINORunner):
+            mp.setattr(cls, "__call__", counting(cls.__call__))
         rc = main(args)
     assert rc == 0, capsys.readouterr().err
     assert len(calls) > 1, f"{name}: the image was not tiled"
