@@ -43,7 +43,7 @@ REFERENCE = {  # registry name -> checkpoint of ../shared/weights/reference (x4)
 }
 MODELS = ["imdn", "carn_m", "rlfn_s", "hit_srf", "mambairv2_light", "DEFAULT", "hasn", "swinir_light",
           "srformer_light", "swinir_c2d", "srformer_c2d"]
-TRAIN_MODELS = ["DEFAULT", "hasn", "srformer_c2d"]
+TRAIN_MODELS = ["DEFAULT", "hasn", "swinir_c2d", "srformer_c2d", "edsr_baseline"]
 
 
 def default_model() -> str:
@@ -124,22 +124,25 @@ def psnr_change(name: str, scale: int, weights: str, device, sets) -> dict:
     return out
 
 
-def train_rate(name: str, scale: int, fast: bool, device, batch: int, patch: int, steps: int) -> float:
-    """Training patches/s (forward, L1, backward, Adam), plain fp32 or bf16 + channels_last."""
+def train_rate(name: str, scale: int, mode: str, device, batch: int, patch: int, steps: int) -> float:
+    """Training patches/s (forward, L1, backward, Adam): ``plain`` fp32, ``fast`` (bf16 + channels_last
+    where native) or ``compiled`` (fast, the model under ``torch.compile``: ``lightsr train --compile``)."""
     from lightsr import precision as P
     from lightsr.models import create_model
 
     torch.manual_seed(0)
     model = create_model(name, scale=scale).to(device).train()
+    fast = mode != "plain"
     prec = P.choose("auto", device) if fast else "fp32"
     cl = fast and P.prepare(model, device, prec)
+    net = torch.compile(model) if mode == "compiled" else model
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = P.to_format(torch.rand(batch, 3, patch, patch, device=device), cl)
     y = P.to_format(torch.rand(batch, 3, patch * scale, patch * scale, device=device), cl)
 
     def step():
         with P.autocast(device, prec):
-            p = model(x)
+            p = net(x)
         loss = (p.float() - y).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -163,7 +166,7 @@ def main(argv=None) -> int:
     ap.add_argument("--train", action="store_true", help="also training patches/s (plain vs fast)")
     ap.add_argument("--train-only", action="store_true")
     ap.add_argument("--psnr-only", action="store_true", help="only the PSNR change (no timing: may share the CPU)")
-    ap.add_argument("--train-models", default=None, help="comma list (default: DEFAULT,hasn,srformer_c2d)")
+    ap.add_argument("--train-models", default=None, help="comma list (default: DEFAULT,hasn,swinir_c2d,srformer_c2d,edsr_baseline)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48, help="LR training patch")
     ap.add_argument("--train-steps", type=int, default=5)
@@ -239,10 +242,12 @@ def main(argv=None) -> int:
         for name in train_models:
             if over_budget(f"train {name}"):
                 continue
-            plain = train_rate(name, args.scale, False, device, args.batch, args.patch, args.train_steps)
-            fast = train_rate(name, args.scale, True, device, args.batch, args.patch, args.train_steps)
-            train_rows.append({"model": name, "plain": plain, "fast": fast, "ratio": fast / plain})
-            print(f"  train {name}: {plain:.1f} -> {fast:.1f} patches/s", file=sys.stderr, flush=True)
+            rates = {m: train_rate(name, args.scale, m, device, args.batch, args.patch, args.train_steps)
+                     for m in ("plain", "fast") + (() if args.tiny else ("compiled",))}
+            train_rows.append({"model": name, **rates, "ratio": rates["fast"] / rates["plain"],
+                               **({"compiled_ratio": rates["compiled"] / rates["plain"]} if "compiled" in rates else {})})
+            print(f"  train {name}: " + ", ".join(f"{m} {r:.1f}" for m, r in rates.items()) + " patches/s",
+                  file=sys.stderr, flush=True)
     text = render(info, rows, modes, psnr_rows, train_rows, args)
     print(text)
     if args.out:
@@ -289,9 +294,11 @@ def render(info, rows, modes, psnr_rows, train_rows, args) -> str:
         lines.append("")
     if train_rows:
         lines += [f"training patches/s (batch {args.batch}, LR patch {args.patch}, x{args.scale}, forward + L1 + "
-                  "backward + Adam):", "", "| model | plain fp32 | fast | ratio |", "|---|---|---|---|"]
+                  "backward + Adam; compiled = fast under torch.compile, `lightsr train --compile`):", "",
+                  "| model | plain fp32 | fast | ratio | compiled | ratio |", "|---|---|---|---|---|---|"]
         for r in train_rows:
-            lines.append(f"| {r['model']} | {r['plain']:.1f} | {r['fast']:.1f} | {r['ratio']:.2f}x |")
+            comp = f"{r['compiled']:.1f} | {r['compiled_ratio']:.2f}x" if "compiled" in r else "- | -"
+            lines.append(f"| {r['model']} | {r['plain']:.1f} | {r['fast']:.1f} | {r['ratio']:.2f}x | {comp} |")
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,7 @@ Algorithm 1 (any-scale, any-resource rebuilding) from it.
     python experiments/anysr_study.py run S [--time_limit MIN]   # SRNO-EDSR, s ~ U(1, 4) per batch
     python experiments/anysr_study.py run G [--time_limit MIN]   # Algorithm 1 from S (groups, sub-networks)
     python experiments/anysr_study.py table [--sets Set5 Set14]  # scale x width: PSNR and encoder GFLOPs
+    python experiments/anysr_study.py ship [--overwrite]         # G's EMA weights -> lightsr/weights
 
 Stage S is the network AnySR starts from (the paper starts from a DIV2K-trained SRNO): BSDS400 + T91,
 one scale per step s ~ U(1, 4), LR patch 32 with the "fast" query grid, batch 8, Adam 4e-4 (SRNO's
@@ -16,10 +17,11 @@ Runs: ``experiments/anysr/srno_edsr_{S,G}``. Results: results/anysr.md, "AnySR, 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from studies import ROOT, cpu_minutes, finished, run_arm, scores
+from studies import ROOT, SETS, cpu_minutes, finished, run_arm, scores
 
 RUNS = ROOT / "experiments" / "anysr"
 STEPS = {"S": 6_000, "G": 2_000}
@@ -80,6 +82,36 @@ def table(sets: list[str]) -> int:
     return 0
 
 
+def ship(overwrite: bool) -> int:
+    """Stage G's final (EMA) weights into the package as ``anysr_srno_edsr.safetensors``, with how they
+    were trained and their full-width Y-PSNR at x2 / x3 / x4 (standard protocol) in the metadata."""
+    import subprocess
+
+    from lightsr.checkpoint import read_metadata, read_state_dict, save_weights
+    from lightsr.models.registry import WEIGHTS_DIR
+
+    if not (finished(run_dir("S")) and finished(run_dir("G"))):
+        raise SystemExit("both stages must finish first")
+    src = run_dir("G") / "final.safetensors"
+    steps = {k: json.loads((run_dir(k) / "config.json").read_text())["iters"] for k in STEPS}
+    cpu_h = sum(cpu_minutes(run_dir(k)) for k in STEPS) / 60
+    meta = {"model": "anysr_srno_edsr", "scale": "any (1-4 trained; x4 file)", "step": sum(steps.values()),
+            "steps": steps, "recipe": "experiments/anysr_study.py: S (SRNO-EDSR, s ~ U(1, 4)) then G (AnySR "
+            "Algorithm 1)", "seed": 1, "cpu_hours": round(cpu_h, 2), "ema": True,
+            "data": "BSDS400 + T91 (10 BSDS400 images held out for validation)",
+            "val_psnr_y": read_metadata(src).get("val_psnr_y"),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                     text=True).stdout.strip(), "run": str(run_dir("G").relative_to(ROOT))}
+    for scale in (2, 3, 4):
+        psnr = scores("anysr_srno_edsr", scale, src, SETS)
+        meta.update({f"{k.lower()}_x{scale}_psnr_y": round(v, 4) for k, v in psnr.items()})
+        print(f"x{scale}: " + ", ".join(f"{k} {v:.4f}" for k, v in psnr.items()), flush=True)
+    dst = WEIGHTS_DIR / "anysr_srno_edsr.safetensors"
+    save_weights(read_state_dict(src), dst, meta, overwrite=overwrite)
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -88,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--time_limit", type=float, default=None, help="minutes in this call")
     t = sub.add_parser("table")
     t.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
+    sh = sub.add_parser("ship")
+    sh.add_argument("--overwrite", action="store_true", help="replace the shipped file")
     args = p.parse_args(argv)
+    if args.cmd == "ship":
+        return ship(args.overwrite)
     return run(args.stage, args.time_limit) if args.cmd == "run" else table(args.sets)
 
 

@@ -12,7 +12,7 @@ from lightsr.errors import LightSRError
 from lightsr.models.mambairv2 import ASSM, gather_tokens, inverse_permutation, semantic_order
 from lightsr.models.registry import create_model
 
-from conftest import BENCHMARK, REFERENCE, need
+from conftest import BENCHMARK, REFERENCE, need, reference_images
 
 CKPT = REFERENCE / "mambairv2_light_x4.pth"
 ROW = "mambairv2_light (argmax, stable sort)"
@@ -83,12 +83,20 @@ def test_reference_image(official, image):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,target", [("Set5", 32.5099), ("Set14", 28.8940)])
-def test_reference_sets(official, name, target):
+def test_reference_set5(official):
     from lightsr.evaluate import evaluate
 
-    res = evaluate(official, [need(BENCHMARK / name)], scale=4, progress=False)
-    assert abs(res[name]["psnr"] - target) < 5e-4
+    res = evaluate(official, [need(BENCHMARK / "Set5")], scale=4, progress=False)
+    assert abs(res["Set5"]["psnr"] - 32.5099) < 5e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("image", ["comic.png", "face.png", "foreman.png"])  # Set14's three smallest
+def test_reference_set14_images(official, image):
+    """Set14 image by image against the official per-image figures (the whole set, 28.8940, took
+    25-130 s of the suite; results/mambairv2.md keeps the full-set mean)."""
+    official_psnr = reference_images(ROW, 4, "Set14")[image][0]
+    assert abs(sr_psnr(official, need(BENCHMARK / "Set14" / image)) - official_psnr) < 0.005
 
 
 def test_eval_is_deterministic_and_pads():

@@ -238,9 +238,10 @@ def rows() -> list[dict]:
     out = []
     for name in list_models():
         entry = get_entry(name)
-        for scale in sorted(set(entry.pretrained) | set(entry.published)):
+        shipped = {s for s in entry.pretrained if entry.shipped_weights(s) is not None}
+        for scale in sorted(shipped | set(entry.published)):
             pub = entry.published.get(scale)
-            row = {"model": name, "scale": scale, "status": status(name, scale),
+            row = {"model": name, "scale": scale if entry.scales is not None else "any", "status": status(name, scale),
                    "shipped": str(entry.shipped_weights(scale) or "") or None}
             if pub is not None:
                 row.update(url=pub.url, sha256=pub.sha256, licence=pub.licence, note=pub.note,

@@ -37,7 +37,9 @@ def run(args) -> int:
             continue
         e = get_entry(name)
         scales = "any" if e.scales is None else ",".join(f"x{s:g}" for s in e.scales)
-        weights = f"  weights: {','.join(f'x{s}' for s in e.pretrained)}" if e.pretrained else ""
+        have = [s for s in e.pretrained if e.shipped_weights(s) is not None]
+        shipped = "any scale" if e.scales is None else ",".join(f"x{s}" for s in have)  # continuous: one file
+        weights = f"  weights: {shipped}" if have else ""
         print(f"{name:24s} {scales:10s} {e.paper}{weights}")
         if e.doc:
             print(f"{'':24s} {e.doc}")

@@ -76,6 +76,8 @@ def add_parser(sub) -> None:
     flag("ema", type=float, help="EMA decay (0 = off)")
     flag("clip_grad", type=float, help="max gradient norm (0 = off)")
     flag("precision", help="auto (bf16 where the device does it natively, else fp32), fp32, bf16, fp16 (CUDA)")
+    flag("compile", action="store_true", help="torch.compile the training step of a fixed-scale model: a "
+         "minute of tracing, then faster steps (HASN 1.36x over the eager fast path; results/fast_path.md)")
     flag("holdout", type=int, metavar="N", help="without --val_dir: validate on N images held out of the "
          "first training folder (default 10)")
     flag("keep", type=int, metavar="N", help="step checkpoints kept (default 2)")
@@ -161,6 +163,8 @@ def apply_flags(cfg, args):
         cfg.lr_patch = args.lr_patch
     if args.deterministic:
         cfg.deterministic = True
+    if args.compile:
+        cfg.compile = True
     if args.no_progress:
         cfg.progress = False
     if args.opt:

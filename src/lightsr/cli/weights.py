@@ -51,7 +51,8 @@ def run_list(args) -> int:
             figs = _figures(r["figures"])
         else:
             source, figs = "lightsr (trained here)", "-"
-        print(f"{r['model']:18s} x{r['scale']:<4d} {', '.join(r['status']) or '-':20s} {figs:47s} {source}")
+        scale = f"x{r['scale']}" if isinstance(r["scale"], int) else r["scale"]  # continuous: "any"
+        print(f"{r['model']:18s} {scale:5s} {', '.join(r['status']) or '-':20s} {figs:47s} {source}")
     print(f"shipped: in the package; cached: in {cache_dir()} (${CACHE_ENV}); available: published, downloaded "
           "on first use or by `lightsr weights download NAME [--scale S]`; the first listed is used")
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .conv import DepthwiseConv2d
+
 
 class Mlp(nn.Module):
     """Linear(C -> hidden) -> GELU -> Linear(hidden -> C); ``size`` is accepted and ignored."""
@@ -28,7 +30,7 @@ class DWConv(nn.Module):
     def __init__(self, hidden: int, kernel_size: int = 5):
         super().__init__()
         self.depthwise_conv = nn.Sequential(
-            nn.Conv2d(hidden, hidden, kernel_size, 1, kernel_size // 2, groups=hidden), nn.GELU())
+            DepthwiseConv2d(hidden, kernel_size), nn.GELU())
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         b, _, c = x.shape

@@ -475,6 +475,11 @@ def build_anysr(head: str, backbone: str, *, ase: str | None = "fi", lam: int | 
                  reset_p=reset_p, reset_rule=reset_rule, max_queries=max_queries)
 
 
+# weights trained here (experiments/anysr_study.py, results/anysr.md): one file for every scale,
+# filed under x4 (a continuous model's shipped weights are looked up at its default scale)
+SHIPPED = {("srno", "edsr"): "anysr_srno_edsr.safetensors"}
+
+
 def _register(head: str, backbone: str) -> None:
     def builder(scale: float | None = None, **opts) -> AnySR:
         # ``scale`` (the registry's default/evaluation scale) does not change a continuous model
@@ -482,8 +487,10 @@ def _register(head: str, backbone: str) -> None:
 
     builder.__name__ = f"anysr_{head}_{backbone}"
     builder.__doc__ = f"AnySR-rebuilt {head.upper()} on {backbone.upper()} (any-scale, any-resource)."
+    shipped = SHIPPED.get((head, backbone))
     register_model(builder.__name__, scales=None, paper="Zhan et al., AnySR: Realizing Image Super-Resolution as Any-Scale, Any-Resource",
-                   family="arbitrary-scale", key_filter=from_original, fresh=NEW_PARAMETERS)(builder)
+                   family="arbitrary-scale", key_filter=from_original, fresh=NEW_PARAMETERS,
+                   pretrained={4: shipped} if shipped else None)(builder)
 
 
 for _h in _HEADS:

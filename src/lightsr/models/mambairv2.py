@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers.attention import WindowAttention
+from ..layers.conv import DepthwiseConv2d
 from ..layers.scan import selective_scan
 from ..layers.skeleton import LightweightSR, init_transformer_weights, tokens_to_map
 from ..layers.window import shifted_window_mask, window_partition, window_reverse
@@ -80,7 +81,7 @@ class Gate(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.conv = nn.Conv2d(dim, dim, 5, 1, 2, groups=dim)
+        self.conv = DepthwiseConv2d(dim, 5)
 
     def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         x1, x2 = x.chunk(2, dim=-1)
@@ -174,7 +175,7 @@ class ASSM(nn.Module):
         self.out_norm = nn.LayerNorm(hidden)
         self.out_proj = nn.Linear(hidden, dim)
         self.in_proj = nn.Sequential(nn.Conv2d(dim, hidden, 1))
-        self.CPE = nn.Sequential(nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden))
+        self.CPE = nn.Sequential(DepthwiseConv2d(hidden, 3))
         self.embeddingB = nn.Embedding(num_tokens, inner_rank)
         nn.init.uniform_(self.embeddingB.weight, -1 / num_tokens, 1 / num_tokens)
         self.route = nn.Sequential(nn.Linear(dim, dim // 3), nn.GELU(), nn.Linear(dim // 3, num_tokens),

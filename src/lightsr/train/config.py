@@ -59,6 +59,7 @@ class TrainConfig:
     clip_grad: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # EMA decay (0.999 in BasicSR recipes); 0 = off
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (lightsr.precision); auto = bf16 where native
+    compile: bool = False  # torch.compile the training step (fixed-scale models); rounding differs from eager
     # initialisation (stage 2 / warm start)
     init: str | None = None
     # module prefixes of the up-sampling head: fresh at --init (may be missing or of another shape there)
@@ -84,7 +85,7 @@ class TrainConfig:
 
     # keys that may change between a run and its resumption
     RUNTIME_KEYS = ("cache_dir", "workers", "device", "stop_after", "time_limit", "progress", "val_every",
-                    "log_every", "save_every", "keep", "keep_steps", "val_dir", "out", "train_dirs")
+                    "log_every", "save_every", "keep", "keep_steps", "val_dir", "out", "train_dirs", "compile")
     # limits of one session: ``lightsr train --resume`` does not take them from the run's config.json
     SESSION_KEYS = ("stop_after", "time_limit")
 

@@ -181,6 +181,11 @@ class Trainer:
         if self.dist.on:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if cfg.compile:  # the forward and its backward, traced once (about a minute on 1 CPU thread)
+            if self.continuous:
+                raise LightSRError(f"--compile: {cfg.model} is a continuous-scale model, whose query shapes change "
+                                   f"every step; train it without --compile")
+            self.ddp = torch.compile(self.ddp)
         self._make_run_dir()
         torch.manual_seed(cfg.seed + 1 + self.dist.rank)  # per-rank stream for dropout etc.
         np.random.seed((cfg.seed + 1 + self.dist.rank) % 2**32)
@@ -393,8 +398,9 @@ class Trainer:
 
     def _log_session(self, start_step: int, t0: float, cpu0: float) -> None:
         if self.dist.main:
-            append_session(self.out, t0=t0, cpu0=cpu0, precision=self.precision, start_step=start_step,
-                           end_step=self.step, best=self.best)
+            mode = self.precision + ("+compile" if self.cfg.compile else "")
+            append_session(self.out, t0=t0, cpu0=cpu0, precision=mode, start_step=start_step, end_step=self.step,
+                           best=self.best)
 
     def val_description(self) -> str:
         q = f", LR as JPEG q{self.cfg.val_jpeg}" if self.cfg.val_jpeg is not None else ""
