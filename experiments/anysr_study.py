@@ -21,10 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-from studies import ROOT, SETS, cpu_minutes, finished, run_arm, scores
+from studies import ROOT, cpu_minutes, finished, run_arm, scores
 
 RUNS = ROOT / "experiments" / "anysr"
 STEPS = {"S": 6_000, "G": 2_000}
+SHIP_SETS = ("Set5", "Set14")  # full width at x2 / x3 / x4 in the shipped file's metadata
 
 
 def run_dir(stage: str) -> Path:
@@ -103,7 +104,7 @@ def ship(overwrite: bool) -> int:
             "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                                      text=True).stdout.strip(), "run": str(run_dir("G").relative_to(ROOT))}
     for scale in (2, 3, 4):
-        psnr = scores("anysr_srno_edsr", scale, src, SETS)
+        psnr = scores("anysr_srno_edsr", scale, src, SHIP_SETS)
         meta.update({f"{k.lower()}_x{scale}_psnr_y": round(v, 4) for k, v in psnr.items()})
         print(f"x{scale}: " + ", ".join(f"{k} {v:.4f}" for k, v in psnr.items()), flush=True)
     dst = WEIGHTS_DIR / "anysr_srno_edsr.safetensors"

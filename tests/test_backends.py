@@ -16,7 +16,7 @@ from lightsr.cli import main
 from lightsr.errors import LightSRError
 from lightsr.models.resolve import resolve
 
-RECORD = ROOT / "results" / "runtimes" / "runtimes.json"  # written by benchmarks/runtimes.py --out results/runtimes
+RECORD = ROOT / "results" / "runtimes" / "cnns" / "runtimes.json"  # benchmarks/runtimes.py rlfn_s imdn hasn --psnr --out results/runtimes/cnns
 
 
 def test_auto_table_names_only_measured_models():
@@ -69,10 +69,12 @@ def test_openvino_matches_fp32_on_a_real_image(name):
     for backend, precision in (("torch", "fp32"), ("openvino", "auto")):
         runner = make_runner(resolve(name, weights, 4), "cpu", precision, backend=backend)
         assert runner.backend == backend
-        y = runner(x).clamp(0, 1)[0].permute(1, 2, 0).mul(255).round().byte().numpy()
-        scores[backend] = _y_psnr(y, pair.hr, 4)
+        for call in ("", " again"):  # OpenVINO: the dynamic-size graph, then the one compiled for this size
+            y = runner(x).clamp(0, 1)[0].permute(1, 2, 0).mul(255).round().byte().numpy()
+            scores[backend + call] = _y_psnr(y, pair.hr, 4)
     assert math.isfinite(scores["torch"]) and scores["torch"] > 25
     assert abs(scores["openvino"] - scores["torch"]) < 0.05, scores
+    assert abs(scores["openvino again"] - scores["torch"]) < 0.05, scores
 
 
 def test_cli_upscale_on_openvino(tmp_path, capsys):
@@ -119,3 +121,57 @@ def test_one_size_graph_is_refused_in_one_line():
     runner = make_runner(small, "cpu", "auto", backend="openvino")
     with pytest.raises(LightSRError, match="follows one input size only"):
         runner(torch.rand(1, 3, 16, 24))
+
+
+def test_openvino_compiles_a_size_seen_twice():
+    """A size's first image runs on the dynamic-size graph; from its second, on a graph compiled for that
+    size (kept for the last STATIC_SIZES sizes), with the same output (f32: within 1e-4)."""
+    need_module("openvino")
+    runner = make_runner(resolve("rlfn_s", None, 4), "cpu", "fp32", backend="openvino")
+    runner.STATIC_SIZES = 2
+    x = torch.rand(1, 3, 24, 28, generator=torch.Generator().manual_seed(0))
+    first = runner(x)
+    assert not runner._static
+    second = runner(x)
+    assert list(runner._static) == [(1, 3, 24, 28)]
+    assert second.shape == (1, 3, 96, 112) and float((first - second).abs().max()) < 1e-4
+    for h in (20, 20, 22, 22):  # two more sizes, each seen twice: the oldest static graph goes
+        runner(torch.rand(1, 3, h, 28))
+    assert list(runner._static) == [(1, 3, 20, 28), (1, 3, 22, 28)]
+
+
+def test_openvino_conversion_is_cached_by_weights(tmp_path, monkeypatch):
+    """The ONNX trace (most of the first call's time) runs once per weights: a second runner reads the
+    converted model from $LIGHTSR_CACHE/openvino; other weights get their own entry."""
+    need_module("openvino")
+    import lightsr.export
+
+    monkeypatch.setenv("LIGHTSR_CACHE", str(tmp_path))
+    x = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    desc = resolve("rlfn_s", None, 4)
+    first = make_runner(desc, "cpu", "fp32", backend="openvino")(x)
+    assert len(list((tmp_path / "openvino").glob("*.xml"))) == 1
+    traced = []
+    real = lightsr.export.trace_onnx
+    monkeypatch.setattr(lightsr.export, "trace_onnx", lambda *a, **k: traced.append(1) or real(*a, **k))
+    again = make_runner(resolve("rlfn_s", None, 4), "cpu", "fp32", backend="openvino")(x)
+    assert not traced and torch.allclose(first, again, atol=1e-5)
+    other = resolve("rlfn_s", None, 4)
+    with torch.no_grad():
+        next(other.module.parameters()).mul_(0.5)
+    make_runner(other, "cpu", "fp32", backend="openvino")(x)
+    assert traced and len(list((tmp_path / "openvino").glob("*.xml"))) == 2
+
+
+def test_memory_budget_runs_pytorch():
+    """--max-memory's budget is measured on PyTorch's tile calls: under it auto runs PyTorch for a model
+    auto would give OpenVINO (a 1000x750 IMDN image under 300M was refused before), and an explicit
+    openvino backend with a budget is one line."""
+    need_module("openvino")
+    import lightsr
+
+    ckpt = str(need(REFERENCE / "imdn_x4.pth"))
+    assert lightsr.load("imdn", weights=ckpt, device="cpu").backend == "openvino"
+    assert lightsr.load("imdn", weights=ckpt, device="cpu", max_memory=300e6).backend == "torch"
+    with pytest.raises(LightSRError, match="max-memory budgets PyTorch"):
+        lightsr.load("imdn", weights=ckpt, device="cpu", max_memory=300e6, backend="openvino")

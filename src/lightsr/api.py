@@ -102,8 +102,9 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     fractional or asymmetric one (``outscale`` is its native scale, then bicubic). ``precision``: ``"auto"``
     (bf16 where the device does it natively and the model tolerates it, else fp32), ``"fp32"``,
     ``"bf16"`` or ``"fp16"`` (CUDA); ``compile``: torch.compile (falls back to eager with one line).
-    ``backend``: ``"auto"`` (OpenVINO where it was measured faster and is installed, else PyTorch),
-    ``"torch"`` or ``"openvino"`` (:mod:`lightsr.backends`).
+    ``backend``: ``"auto"`` (OpenVINO where it was measured faster and is installed, else PyTorch;
+    PyTorch under ``max_memory``, whose budget is measured on PyTorch), ``"torch"`` or ``"openvino"``
+    (:mod:`lightsr.backends`).
     ``kind``: which shipped weights a name (or the default model) uses: ``"clean"`` (trained on
     bicubic LR: clean, lossless input) or ``"photo"`` (trained on blurred, noisy, JPEG-compressed LR:
     photos as phones and the web save them; :mod:`lightsr.photo`).
@@ -122,6 +123,11 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     choose_precision(precision, dev)  # an unknown precision or fp16 on a CPU fails before loading
     scale = norm_scale(scale)
     desc = resolve(name_or_path, weights, scale, options, kind=kind, outscale=outscale)
+    if max_memory is not None:  # the budget is measured on PyTorch's calls (lightsr.memory): auto runs PyTorch
+        if (backend or "auto").lower() == "openvino":
+            raise LightSRError("--max-memory budgets PyTorch's memory (measured on its tiles); the openvino backend "
+                               "has no budget: drop one of the two (or use --tile N with openvino)")
+        backend = "torch"
     choose_backend(backend, desc, dev, precision)  # an impossible backend fails with one line, before any image
     up = Upscaler(desc, dev, precision, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble,
                   max_memory=max_memory, progress=progress, outscale=_run_outscale(desc, scale, outscale),

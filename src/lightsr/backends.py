@@ -16,6 +16,8 @@ A user's explicit ``precision="fp32"`` (``eval``'s default: exact reproduction) 
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from . import precision as P
+from .cache import cache_dir
 from .errors import LightSRError
 from .models.loading import Descriptor, describe_module
 
@@ -42,10 +45,15 @@ class Measured:
     dpsnr_set14: float
 
 
-# auto's table (results/runtimes.md, 2026-12-03, AMD Zen 5 with native bf16, 2 cores). Measured and left
-# out: rlfn_s (OpenVINO 1.04x lightsr auto's time: no gain), hasn (0.64x, but no trained weights yet to
-# measure its PSNR cost), window transformers (their ONNX graph follows one input size only)
-OPENVINO_MEASURED: dict[str, Measured] = {"imdn": Measured(ratio=0.62, dpsnr_set5=-0.0074, dpsnr_set14=-0.0055)}
+# auto's table (results/runtimes.md, record results/runtimes/cnns/runtimes.json, 2026-12-03, AMD Zen 5
+# with native bf16, 2 cores, 9 interleaved rounds; a repeat of the timing gave rlfn_s 0.82, imdn 0.66).
+# Measured and left out: rlfn_s (0.89x and 0.82x with per-size graphs, within 0.004 dB, but as the default
+# model it would put every user's first image through the ONNX trace, and --max-memory's probe does not
+# account for OpenVINO yet: `--backend openvino` runs it), hasn (0.60x, but no trained weights yet to
+# measure its PSNR cost with), the window transformers (their ONNX graph follows one input size only)
+OPENVINO_MEASURED: dict[str, Measured] = {
+    "imdn": Measured(ratio=0.70, dpsnr_set5=-0.0074, dpsnr_set14=-0.0055),
+}
 
 
 def openvino_available() -> bool:
@@ -93,9 +101,13 @@ def make_runner(model: nn.Module | Descriptor, device: torch.device | str = "cpu
 class OpenVINORunner:
     """A fixed-scale model compiled by OpenVINO for the CPU; called like :class:`~lightsr.inference.Runner`:
     ``runner(x)`` takes a float32 (B, 3, h, w) tensor and returns float32. The model is converted at
-    the first call (its input sizes stay dynamic) and compiled once."""
+    the first call with dynamic input sizes and compiled once; an input size seen a second time (a
+    folder of same-size photos, video frames, tiles) gets a graph compiled for that size, which OpenVINO
+    runs faster (RLFN-S x4 at 320x180: 12 % less time, 0.13 s to compile; results/runtimes.md). The
+    last :data:`STATIC_SIZES` sizes are kept."""
 
     backend = "openvino"
+    STATIC_SIZES = 4
 
     def __init__(self, desc: Descriptor, precision: str = "auto"):
         import openvino  # noqa: F401 - fail here, with choose_backend's message, not at the first image
@@ -106,27 +118,74 @@ class OpenVINORunner:
         self.continuous = False
         self.precision = P.choose(precision, "cpu", desc.bf16)  # "bf16" or "fp32"
         self.channels_last = False
-        self._request = None
+        self._request = None  # the dynamic-size graph
+        self._converted = None
+        self._seen: set[tuple[int, ...]] = set()
+        self._static: dict[tuple[int, ...], object] = {}  # input shape -> request, oldest first
+
+    def _compile_model(self, model):
+        import openvino as ov
+
+        hint = "bf16" if self.precision == "bf16" else "f32"
+        compiled = ov.Core().compile_model(model, "CPU", {
+            "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+        return compiled.create_infer_request()
 
     def _compile(self, x: torch.Tensor):
         """Traced to ONNX with dynamic sizes (the graph ``lightsr export`` writes), read by OpenVINO and
-        compiled: the same graph a user deploying ``lightsr export``'s file runs (results/runtimes.md)."""
+        compiled: the same graph a user deploying ``lightsr export``'s file runs (results/runtimes.md).
+        The trace (about 1.1-1.3 s for RLFN-S or IMDN, against 0.1 s to compile) is done once per
+        weights: the converted model is kept in ``$LIGHTSR_CACHE/openvino`` under a digest of the
+        module and its weights, and the probe checks whatever was read."""
         import openvino as ov
 
         from .export import trace_onnx
 
         core = ov.Core()
-        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
-            path = Path(tmp) / "model.onnx"
-            trace_onnx(self.model, path, tuple(x.shape[-2:]))
-            converted = core.read_model(str(path))
-        hint = "bf16" if self.precision == "bf16" else "f32"
-        compiled = core.compile_model(converted, "CPU", {
-            "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
-        request = compiled.create_infer_request()
+        cached = cache_dir("openvino") / f"{self._digest()}.xml"
+        self._converted = None
+        if cached.is_file():
+            try:
+                self._converted = core.read_model(str(cached))
+            except Exception:  # noqa: BLE001 - an unreadable cache entry is made again
+                self._converted = None
+        if self._converted is None:
+            with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+                path = Path(tmp) / "model.onnx"
+                trace_onnx(self.model, path, tuple(x.shape[-2:]))
+                self._converted = core.read_model(str(path))
+            self._store(cached)
+        request = self._compile_model(self._converted)
         self._probe(request)
         return request
+
+    def _digest(self) -> str:
+        """What the converted graph depends on: the versions, the module (its repr: layers and their
+        settings) and every tensor of its state."""
+        import openvino as ov
+
+        from . import __version__
+
+        h = hashlib.sha256(f"{__version__} {torch.__version__} {ov.__version__} {self.model!r}".encode())
+        for k, v in self.model.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:32]
+
+    def _store(self, path: Path) -> None:
+        """The converted model into the cache (.bin, then .xml: a reader never sees half an entry); a
+        cache that cannot be written is skipped."""
+        import openvino as ov
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+                ov.save_model(self._converted, str(Path(tmp) / path.name), compress_to_fp16=False)
+                os.replace(Path(tmp) / path.with_suffix(".bin").name, path.with_suffix(".bin"))
+                os.replace(Path(tmp) / path.name, path)
+        except OSError:
+            pass
 
     def _probe(self, request) -> None:
         """The graph must follow the input size (a window model's padding arithmetic frozen by the trace
@@ -141,6 +200,20 @@ class OpenVINORunner:
         if got is None or got.shape != ref.shape or float((got - ref).abs().max()) > PROBE_TOLERANCE:
             raise LightSRError("its graph follows one input size only")
 
+    def _request_for(self, shape: tuple[int, ...]):
+        """The graph compiled for ``shape`` when this size came before, else the dynamic one."""
+        if shape in self._static:
+            return self._static[shape]
+        if shape not in self._seen:
+            self._seen.add(shape)
+            return self._request
+        model = self._converted.clone()
+        model.reshape({0: list(shape)})
+        if len(self._static) >= self.STATIC_SIZES:
+            self._static.pop(next(iter(self._static)))
+        self._static[shape] = request = self._compile_model(model)
+        return request
+
     def __call__(self, x: torch.Tensor, scale: float | None = None) -> torch.Tensor:
         x = x.to("cpu", torch.float32).contiguous()
         if self._request is None:
@@ -151,5 +224,5 @@ class OpenVINORunner:
                 raise LightSRError(f"OpenVINO could not convert {self.descriptor.model or 'this model'} ({msg}); "
                                    "use --backend torch") from None
         # the input is read in place (contiguous float32); the output comes back as a fresh array
-        return torch.from_numpy(self._request.infer({0: x.numpy()}, share_inputs=True)[0])
-
+        request = self._request_for(tuple(x.shape))
+        return torch.from_numpy(request.infer({0: x.numpy()}, share_inputs=True)[0])
