@@ -73,3 +73,35 @@ def test_photo_weights_reproduce_and_beat_the_default_on_jpeg():
 
     assert s14(p, 75) >= s14(d, 75) + 0.5 and s14(p, 75) >= s14(b, 75) + 0.3
     assert s14(p) >= s14(d) - 0.5
+
+
+def test_anysr_weights_reproduce_and_run_by_name(tmp_path, capsys):
+    """The shipped AnySR weights (results/anysr.md): Set5 x2 at full width re-measured equals the figure
+    written at shipping and reaches 36.0 dB (issue #25's target), the metadata says how they were trained,
+    and ``lightsr upscale --model anysr_srno_edsr --scale 2.5 --max-gflops G`` runs with no file given,
+    on the sub-network the budget allows."""
+    import numpy as np
+    from PIL import Image
+
+    from lightsr.cli import main
+
+    entry = get_entry("anysr_srno_edsr")
+    weights = entry.shipped_weights(4)
+    assert weights is not None, "anysr_srno_edsr.safetensors missing from src/lightsr/weights"
+    meta = read_metadata(weights)
+    for key in ("model", "step", "steps", "cpu_hours", "recipe", "seed", "data", "commit", "set5_x2_psnr_y"):
+        assert key in meta, key
+    assert meta["model"] == "anysr_srno_edsr"
+    psnr = evaluate(build_model("anysr_srno_edsr", 2, str(weights)), [need(BENCHMARK / "Set5")], 2,
+                    progress=False)["Set5"]["psnr"]
+    assert psnr == pytest.approx(meta["set5_x2_psnr_y"], abs=5e-4)
+    assert psnr >= 36.0
+
+    img = tmp_path / "a.png"
+    Image.fromarray(np.asarray(Image.open(need(BENCHMARK / "Set5" / "bird.png")))[:40, :48]).save(img)
+    rc = main(["upscale", str(img), "-o", str(tmp_path / "o.png"), "--model", "anysr_srno_edsr", "--scale", "2.5",
+               "--max-gflops", "1.8"])  # encoder 1.21 / 1.63 / 2.09 / 2.34 G at w 0.5 / 0.7 / 0.9 / 1
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert Image.open(tmp_path / "o.png").size == (120, 100)
+    assert any("--max-gflops" in ln and "width 0.7" in ln for ln in err.splitlines()), err
