@@ -175,3 +175,28 @@ def test_memory_budget_runs_pytorch():
     assert lightsr.load("imdn", weights=ckpt, device="cpu", max_memory=300e6).backend == "torch"
     with pytest.raises(LightSRError, match="max-memory budgets PyTorch"):
         lightsr.load("imdn", weights=ckpt, device="cpu", max_memory=300e6, backend="openvino")
+
+
+def test_signal_after_openvino_runner_is_released():
+    """A released OpenVINO runner must not leave the process fragile: with the CPU plugin unloaded under
+    its parked worker threads, the next SIGTERM (a training run's clean stop, in the same process)
+    killed the process with SIGSEGV. Run in a child process, so a regression fails this test only."""
+    need_module("openvino")
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, os, signal, time, torch\n"
+        "from lightsr.backends import make_runner\n"
+        "from lightsr.models import create_model\n"
+        "r = make_runner(create_model('imdn', scale=4), 'cpu', 'fp32', backend='openvino')\n"
+        "x = torch.rand(1, 3, 20, 24)\n"
+        "r(x); r(x)\n"  # the dynamic graph, then one compiled for this size
+        "del r; gc.collect()\n"
+        "got = []\n"
+        "signal.signal(signal.SIGTERM, lambda s, f: got.append(s))\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.2)\n"
+        "print('caught', got)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "caught [15]" in res.stdout, (res.returncode, res.stderr[-500:])

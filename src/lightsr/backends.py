@@ -16,6 +16,7 @@ A user's explicit ``precision="fp32"`` (``eval``'s default: exact reproduction) 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import tempfile
@@ -62,6 +63,16 @@ def openvino_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+@functools.cache
+def _core():
+    """One OpenVINO Core for the process, never released. Releasing the last Core unloads the CPU plugin
+    while its worker threads still park inside it: a signal that later lands on one of them (SIGTERM to
+    a training run in the same process) returns into unmapped code and the process dies of SIGSEGV."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 def choose_backend(backend: str | None, desc: Descriptor, device: torch.device | str, precision: str) -> str:
@@ -124,10 +135,8 @@ class OpenVINORunner:
         self._static: dict[tuple[int, ...], object] = {}  # input shape -> request, oldest first
 
     def _compile_model(self, model):
-        import openvino as ov
-
         hint = "bf16" if self.precision == "bf16" else "f32"
-        compiled = ov.Core().compile_model(model, "CPU", {
+        compiled = _core().compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_NUM_THREADS": torch.get_num_threads()})
         return compiled.create_infer_request()
@@ -138,11 +147,9 @@ class OpenVINORunner:
         The trace (about 1.1-1.3 s for RLFN-S or IMDN, against 0.1 s to compile) is done once per
         weights: the converted model is kept in ``$LIGHTSR_CACHE/openvino`` under a digest of the
         module and its weights, and the probe checks whatever was read."""
-        import openvino as ov
-
         from .export import trace_onnx
 
-        core = ov.Core()
+        core = _core()
         cached = cache_dir("openvino") / f"{self._digest()}.xml"
         self._converted = None
         if cached.is_file():
