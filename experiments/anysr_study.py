@@ -3,7 +3,7 @@ Algorithm 1 (any-scale, any-resource rebuilding) from it.
 
     python experiments/anysr_study.py run S [--time_limit MIN]   # SRNO-EDSR, s ~ U(1, 4) per batch
     python experiments/anysr_study.py run G [--time_limit MIN]   # Algorithm 1 from S (groups, sub-networks)
-    python experiments/anysr_study.py table [--sets Set5 Set14]  # scale x width: PSNR and encoder GFLOPs
+    python experiments/anysr_study.py table [--sets Set5 Set14] [--scales 2 3 4]  # scale x width: PSNR, GFLOPs
     python experiments/anysr_study.py ship [--overwrite]         # G's EMA weights -> lightsr/weights
 
 Stage S is the network AnySR starts from (the paper starts from a DIV2K-trained SRNO): BSDS400 + T91,
@@ -25,7 +25,7 @@ from studies import ROOT, cpu_minutes, finished, run_arm, scores
 
 RUNS = ROOT / "experiments" / "anysr"
 STEPS = {"S": 6_000, "G": 1_500}
-SHIP_SETS = ("Set5",)  # full width at x2 / x3 / x4 in the shipped file's metadata (Set14: the table)
+SHIP_SETS = ("Set5",)  # default mode (the scale group's sub-network) at x2 / x3 / x4 in the metadata
 
 
 def run_dir(stage: str) -> Path:
@@ -60,23 +60,31 @@ def run(stage: str, time_limit: float | None) -> int:
     return run_arm(config(stage), time_limit)
 
 
-def table(sets: list[str]) -> int:
-    """Every scale x width of the finished stage G, beside stage S (the SRNO it started from)."""
+def table(sets: list[str], scales: list[float], all_widths: bool = False) -> int:
+    """AnySR's Table 1/2 pattern for stage G (its run here, else the shipped file: the run's final
+    weights): at each scale the sub-network of the scale's group (the paper's dagger) beside the full
+    network (double dagger), and stage S (the SRNO it started from) when S's run is here. ``all_widths``
+    adds every width (what ``--max-gflops`` may pick, trained at this scale only through the full network's
+    resets)."""
     from lightsr.models import create_model
+    from lightsr.models.registry import WEIGHTS_DIR
 
     g = run_dir("G") / "final.safetensors"
-    s = run_dir("S") / "final.safetensors"
-    if not (finished(run_dir("S")) and finished(run_dir("G"))):
-        raise SystemExit("both stages must finish first")
-    widths = create_model("anysr_srno_edsr").widths
-    print(f"CPU-min: S {cpu_minutes(run_dir('S')):.0f}, G {cpu_minutes(run_dir('G')):.0f}")
+    if not g.is_file():
+        g = WEIGHTS_DIR / "anysr_srno_edsr.safetensors"
+    s = run_dir("S") / "final.safetensors" if finished(run_dir("S")) else None
+    net = create_model("anysr_srno_edsr")  # S's encoder is AnySR's at w = 1 (same MACs)
+    print(f"G: {g.relative_to(ROOT)}; S: {s.relative_to(ROOT) if s else 'not here (its row is left out)'}")
     print("| scale | network | width | GFLOPs (encoder, 320x180 LR) | " + " | ".join(sets) + " |")
     print("|---|---|---|---|" + "---|" * len(sets))
-    for scale in (2.0, 2.5, 3.0, 4.0):
-        rows = [("SRNO (S)", "srno_edsr", s, None)] + [("AnySR", "anysr_srno_edsr", g, w) for w in widths]
+    for scale in scales:
+        group = net.width_for_scale(scale)
+        widths = net.widths if all_widths else {group, 1.0}
+        rows = ([("SRNO (S)", "srno_edsr", s, None)] if s else []) + [
+            ("AnySR" + (" (group)" if w == group else ""), "anysr_srno_edsr", g, w)
+            for w in sorted(widths, reverse=True)]
         for label, model, weights, w in rows:
             psnr = scores(model, scale, weights, sets, None if w is None else {"width": w})
-            net = create_model("anysr_srno_edsr")  # S's encoder is AnySR's at w = 1 (same MACs)
             gf = net.macs((180, 320), scale, 1.0 if w is None else w, encoder_only=True) / 1e9
             print(f"| x{scale:g} | {label} | {'' if w is None else w} | {gf:.1f} | "
                   + " | ".join(f"{psnr[k]:.4f}" for k in sets) + " |", flush=True)
@@ -85,7 +93,8 @@ def table(sets: list[str]) -> int:
 
 def ship(overwrite: bool) -> int:
     """Stage G's final (EMA) weights into the package as ``anysr_srno_edsr.safetensors``, with how they
-    were trained and their full-width Y-PSNR at x2 / x3 / x4 (standard protocol) in the metadata."""
+    were trained and their Y-PSNR at x2 / x3 / x4 (standard protocol) in the metadata, in the default
+    mode (each scale's group sub-network: width 0.7 / 0.9 / 1.0; ``table`` has the full network)."""
     import subprocess
 
     from lightsr.checkpoint import read_metadata, read_state_dict, save_weights
@@ -121,12 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--time_limit", type=float, default=None, help="minutes in this call")
     t = sub.add_parser("table")
     t.add_argument("--sets", nargs="+", default=["Set5", "Set14"])
+    t.add_argument("--scales", nargs="+", type=float, default=[1.5, 2.0, 2.5, 3.0, 4.0])
+    t.add_argument("--all_widths", action="store_true", help="every width at every scale")
     sh = sub.add_parser("ship")
     sh.add_argument("--overwrite", action="store_true", help="replace the shipped file")
     args = p.parse_args(argv)
     if args.cmd == "ship":
         return ship(args.overwrite)
-    return run(args.stage, args.time_limit) if args.cmd == "run" else table(args.sets)
+    return run(args.stage, args.time_limit) if args.cmd == "run" else table(args.sets, args.scales, args.all_widths)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python experiments/hasn_warm.py run A [--seed 1] [--time_limit MIN]   # stage 1 (L1) for N steps
     python experiments/hasn_warm.py run B2 [--seed 1] [--time_limit MIN]  # stage 2 (L1 + KL) for N/2
     python experiments/hasn_warm.py table
+    python experiments/hasn_warm.py ship ARM [--seed 1] [--overwrite]   # that arm's weights -> hasn_x4
 
 Arm A is stage 1 alone: HASN x4 trained from scratch with L1 for N steps. Arm B is the paper's warm
 start: stage 1 for N/2 steps, then stage 2 for N/2 steps from those weights, with ``L_s2 = L1 + KL``
@@ -76,6 +77,34 @@ def table() -> int:
     return 0
 
 
+def ship(arm: str, seed: int, overwrite: bool) -> int:
+    """The arm's final (EMA) weights into the package as ``hasn_x4.safetensors`` with how they were
+    trained (both stages for arm B) and their Set5 / Set14 / BSD100 Y-PSNR (standard protocol)."""
+    import subprocess
+
+    from lightsr.checkpoint import read_metadata, read_state_dict, save_weights
+    from lightsr.models.registry import WEIGHTS_DIR
+
+    d = run_dir(arm, seed)
+    if not finished(d):
+        raise SystemExit(f"{d} has not finished")
+    src = d / "final.safetensors"
+    cfg = json.loads((d / "config.json").read_text())
+    cpu_h = (cpu_minutes(d) + (cpu_minutes(run_dir("A", seed)) * HALF / N if arm == "B2" else 0.0)) / 60
+    psnr = scores("hasn", 4, src)
+    meta = {"model": "hasn", "scale": 4, "step": N, "seed": seed, "cpu_hours": round(cpu_h, 2), "ema": True,
+            "recipe": "experiments/hasn_warm.py arm " + ("A: cpu_long, L1" if arm == "A" else
+                                                         f"B: cpu_long L1 for {HALF}, then L1 + KL for {HALF}"),
+            "loss": cfg["loss"], "data": "BSDS400 + T91 (10 BSDS400 images held out for validation)",
+            "val_psnr_y": read_metadata(src).get("val_psnr_y"),
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                     text=True).stdout.strip(), "run": str(d.relative_to(ROOT)),
+            **{f"{k.lower()}_psnr_y": round(v, 4) for k, v in psnr.items()}}
+    save_weights(read_state_dict(src), WEIGHTS_DIR / "hasn_x4.safetensors", meta, overwrite=overwrite)
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -84,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--time_limit", type=float, default=None, help="minutes in this call")
     sub.add_parser("table")
+    sh = sub.add_parser("ship")
+    sh.add_argument("arm", choices=["A", "B2"])
+    sh.add_argument("--seed", type=int, default=1)
+    sh.add_argument("--overwrite", action="store_true", help="replace the shipped file")
     args = p.parse_args(argv)
+    if args.cmd == "ship":
+        return ship(args.arm, args.seed, args.overwrite)
     return run(args.arm, args.seed, args.time_limit) if args.cmd == "run" else table()
 
 

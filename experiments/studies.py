@@ -7,6 +7,7 @@ sessions.csv, ckpt/, final.safetensors), committed so the next session resumes i
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def scores(model: str, scale: float, weights: Path | str, sets=SETS, options: di
     from lightsr.evaluate import evaluate
     from lightsr.models import build_model
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
     res = evaluate(build_model(model, scale, str(weights), options), [BENCH / s for s in sets], scale,
                    progress=False)
     return {s: res[s]["psnr"] for s in sets}

@@ -324,10 +324,10 @@ def test_hit_srf_reference_checkpoint_two_set5_images():
 
 @pytest.mark.slow
 def test_hit_srf_reference_checkpoint_bsd100_sample():
-    """BSD100 image by image on every 5th image (20 of 100) against the official code's per-image
+    """BSD100 image by image on every 10th image (10 of 100) against the official code's per-image
     figures; the full-set mean (27.7533) is in RESULTS.md (65 s of the suite for it alone)."""
     model = build_model("hit_srf", 4, str(need(REFERENCE / "hit_srf_x4.pth")))
-    expected = reference_images("hit_srf", 4, "BSD100", every=5)
+    expected = reference_images("hit_srf", 4, "BSD100", every=10)
     ours, _ = _reference_psnr(model, "BSD100", list(expected))
     assert sorted(ours) == sorted(expected)
     for name, value in ours.items():
@@ -335,10 +335,22 @@ def test_hit_srf_reference_checkpoint_bsd100_sample():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("set_name,target", [("Set5", 32.5691), ("Set14", 28.8702)])
-def test_hit_srf_reference_checkpoint_full_sets(set_name, target):
+def test_hit_srf_reference_checkpoint_set5_mean():
     from lightsr.evaluate import evaluate
 
     model = build_model("hit_srf", 4, str(need(REFERENCE / "hit_srf_x4.pth")))
-    result = evaluate(model, [need(BENCHMARK / set_name)], scale=4, progress=False)
-    assert abs(result[set_name]["psnr"] - target) < 0.01
+    result = evaluate(model, [need(BENCHMARK / "Set5")], scale=4, progress=False)
+    assert abs(result["Set5"]["psnr"] - 32.5691) < 0.01
+
+
+@pytest.mark.slow
+def test_hit_srf_reference_checkpoint_set14_images():
+    """Set14 image by image on its four smallest images against the official per-image figures (the
+    full-set mean, 28.8702, took 15-21 s of the suite; RESULTS.md keeps it)."""
+    model = build_model("hit_srf", 4, str(need(REFERENCE / "hit_srf_x4.pth")))
+    files = ["comic.png", "face.png", "coastguard.png", "foreman.png"]
+    expected = {k: v for k, v in reference_images("hit_srf", 4, "Set14").items() if k in files}
+    ours, _ = _reference_psnr(model, "Set14", files)
+    assert sorted(ours) == sorted(expected) == sorted(files)
+    for name, value in ours.items():
+        assert abs(value - expected[name][0]) < 0.01, (name, value, expected[name])
