@@ -75,7 +75,7 @@ def table(sets: list[str], scales: list[float], all_widths: bool = False) -> int
     s = run_dir("S") / "final.safetensors" if finished(run_dir("S")) else None
     net = create_model("anysr_srno_edsr")  # S's encoder is AnySR's at w = 1 (same MACs)
     print(f"G: {g.relative_to(ROOT)}; S: {s.relative_to(ROOT) if s else 'not here (its row is left out)'}")
-    print("| scale | network | width | GFLOPs (encoder, 320x180 LR) | " + " | ".join(sets) + " |")
+    print("| scale | network | width | encoder GMACs (the papers' FLOPs), 320x180 LR | " + " | ".join(sets) + " |")
     print("|---|---|---|---|" + "---|" * len(sets))
     for scale in scales:
         group = net.width_for_scale(scale)
