@@ -14,17 +14,18 @@ from conftest import BENCHMARK, REFERENCE, ROOT, need, need_module
 from lightsr.backends import OPENVINO_MEASURED, choose_backend, make_runner
 from lightsr.cli import main
 from lightsr.errors import LightSRError
+from lightsr.models import get_entry
 from lightsr.models.resolve import resolve
 
-RECORD = ROOT / "results" / "runtimes" / "cnns" / "runtimes.json"  # benchmarks/runtimes.py rlfn_s imdn hasn --psnr --out results/runtimes/cnns
 
 
 def test_auto_table_names_only_measured_models():
     """Each entry of auto's table matches the committed benchmark record: OpenVINO faster than lightsr
     auto on that model, its PSNR within 0.02 dB of fp32 on Set5 and Set14."""
-    record = {r["model"]: r for r in json.loads(RECORD.read_text())}
     for name, m in OPENVINO_MEASURED.items():
-        assert name in record, f"{name} is in auto's table but not in {RECORD.name}"
+        path = ROOT / m.record
+        record = {r["model"]: r for r in json.loads(path.read_text())}
+        assert name in record, f"{name} is in auto's table but not in {m.record}"
         r = record[name]
         assert r["ratio"]["lightsr openvino"] == pytest.approx(m.ratio, abs=0.005) and m.ratio < 1.0, name
         assert r["psnr"] is not None, f"{name}: no PSNR measured"
@@ -64,7 +65,7 @@ def test_openvino_matches_fp32_on_a_real_image(name):
     pair = folder.load(next(p for p in folder.files if p.name == "butterfly.png"))
     x = torch.from_numpy(pair.lr).permute(2, 0, 1)[None].float() / 255
     ref = REFERENCE / f"{name}_x4.pth"  # the published checkpoint where lightsr ships none
-    weights = str(need(ref)) if name not in ("rlfn_s",) else None
+    weights = None if get_entry(name).shipped_weights(4) else str(need(ref))  # ours where we ship some
     scores = {}
     for backend, precision in (("torch", "fp32"), ("openvino", "auto")):
         runner = make_runner(resolve(name, weights, 4), "cpu", precision, backend=backend)
@@ -104,9 +105,11 @@ def test_missing_openvino_is_one_line(monkeypatch, tmp_path, capsys):
 
 
 def test_record_exists_with_the_benchmark_command():
-    """results/runtimes.md names the command that produced the JSON auto's table comes from."""
+    """results/runtimes.md names the command that produced each JSON record auto's table comes from."""
     md = (ROOT / "results" / "runtimes.md").read_text()
-    assert "benchmarks/runtimes.py" in md and RECORD.is_file()
+    for m in OPENVINO_MEASURED.values():
+        out = str(Path(m.record).parent)
+        assert (ROOT / m.record).is_file() and "benchmarks/runtimes.py" in md and f"--out {out}" in md, m.record
     assert Path(ROOT / "benchmarks" / "runtimes.py").is_file()
 
 

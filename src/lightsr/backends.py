@@ -44,6 +44,7 @@ class Measured:
     ratio: float
     dpsnr_set5: float
     dpsnr_set14: float
+    record: str = "results/runtimes/cnns/runtimes.json"  # the benchmark's output holding these figures
 
 
 # auto's table (results/runtimes.md, record results/runtimes/cnns/runtimes.json, 2026-12-03, AMD Zen 5
