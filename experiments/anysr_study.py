@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from studies import ROOT, cpu_minutes, finished, run_arm, scores
+from studies import ROOT, cpu_minutes, finished, head_commit, run_arm, scores
 
 RUNS = ROOT / "experiments" / "anysr"
 STEPS = {"S": 6_000, "G": 1_500}
@@ -66,12 +66,11 @@ def table(sets: list[str], scales: list[float], all_widths: bool = False) -> int
     network (double dagger), and stage S (the SRNO it started from) when S's run is here. ``all_widths``
     adds every width (what ``--max-gflops`` may pick, trained at this scale only through the full network's
     resets)."""
-    from lightsr.models import create_model
-    from lightsr.models.registry import WEIGHTS_DIR
+    from lightsr.models import create_model, get_entry
 
     g = run_dir("G") / "final.safetensors"
     if not g.is_file():
-        g = WEIGHTS_DIR / "anysr_srno_edsr.safetensors"
+        g = get_entry("anysr_srno_edsr").shipped_weights(4)
     s = run_dir("S") / "final.safetensors" if finished(run_dir("S")) else None
     net = create_model("anysr_srno_edsr")  # S's encoder is AnySR's at w = 1 (same MACs)
     print(f"G: {g.relative_to(ROOT)}; S: {s.relative_to(ROOT) if s else 'not here (its row is left out)'}")
@@ -95,8 +94,6 @@ def ship(overwrite: bool) -> int:
     """Stage G's final (EMA) weights into the package as ``anysr_srno_edsr.safetensors``, with how they
     were trained and their Y-PSNR at x2 / x3 / x4 (standard protocol) in the metadata, in the default
     mode (each scale's group sub-network: width 0.7 / 0.9 / 1.0; ``table`` has the full network)."""
-    import subprocess
-
     from lightsr.checkpoint import read_metadata, read_state_dict, save_weights
     from lightsr.models.registry import WEIGHTS_DIR
 
@@ -110,8 +107,7 @@ def ship(overwrite: bool) -> int:
             "Algorithm 1)", "seed": 1, "cpu_hours": round(cpu_h, 2), "ema": True,
             "data": "BSDS400 + T91 (10 BSDS400 images held out for validation)",
             "val_psnr_y": read_metadata(src).get("val_psnr_y"),
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                     text=True).stdout.strip(), "run": str(run_dir("G").relative_to(ROOT))}
+            "commit": head_commit(), "run": str(run_dir("G").relative_to(ROOT))}
     for scale in (2, 3, 4):
         psnr = scores("anysr_srno_edsr", scale, src, SHIP_SETS)
         meta.update({f"{k.lower()}_x{scale}_psnr_y": round(v, 4) for k, v in psnr.items()})

@@ -25,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from studies import ROOT, SETS, cpu_minutes, finished, run_arm, scores
+from studies import ROOT, SETS, cpu_minutes, finished, head_commit, run_arm, scores
 
 RUNS = ROOT / "experiments" / "hasn_warm"
 N = 6_000  # steps of either arm (HASN is ~4.5x RLFN-S's cost per step: ~250 CPU-min for arm A)
@@ -61,6 +61,11 @@ def run(arm: str, seed: int, time_limit: float | None) -> int:
     return run_arm(cfg, time_limit)
 
 
+def arm_cpu_minutes(arm: str, seed: int) -> float:
+    """An arm's CPU-minutes: arm B counts its own run and the half of arm A it starts from."""
+    return cpu_minutes(run_dir(arm, seed)) + (cpu_minutes(run_dir("A", seed)) * HALF / N if arm == "B2" else 0.0)
+
+
 def table() -> int:
     print("| arm | seed | steps | CPU-min | " + " | ".join(SETS) + " |\n|---|---|---|---|---|---|---|")
     for arm in ("A", "B2"):
@@ -68,7 +73,7 @@ def table() -> int:
             if not finished(d):
                 continue
             seed = int(d.name.rsplit("_s", 1)[1])
-            cpu = cpu_minutes(d) + (cpu_minutes(run_dir("A", seed)) * HALF / N if arm == "B2" else 0.0)
+            cpu = arm_cpu_minutes(arm, seed)
             steps = json.loads((d / "config.json").read_text())["iters"] + (HALF if arm == "B2" else 0)
             psnr = scores("hasn", 4, d / "final.safetensors")
             label = "A (stage 1 only)" if arm == "A" else "B (warm start)"
@@ -80,8 +85,6 @@ def table() -> int:
 def ship(arm: str, seed: int, overwrite: bool) -> int:
     """The arm's final (EMA) weights into the package as ``hasn_x4.safetensors`` with how they were
     trained (both stages for arm B) and their Set5 / Set14 / BSD100 Y-PSNR (standard protocol)."""
-    import subprocess
-
     from lightsr.checkpoint import read_metadata, read_state_dict, save_weights
     from lightsr.models.registry import WEIGHTS_DIR
 
@@ -90,15 +93,14 @@ def ship(arm: str, seed: int, overwrite: bool) -> int:
         raise SystemExit(f"{d} has not finished")
     src = d / "final.safetensors"
     cfg = json.loads((d / "config.json").read_text())
-    cpu_h = (cpu_minutes(d) + (cpu_minutes(run_dir("A", seed)) * HALF / N if arm == "B2" else 0.0)) / 60
+    cpu_h = arm_cpu_minutes(arm, seed) / 60
     psnr = scores("hasn", 4, src)
     meta = {"model": "hasn", "scale": 4, "step": N, "seed": seed, "cpu_hours": round(cpu_h, 2), "ema": True,
             "recipe": "experiments/hasn_warm.py arm " + ("A: cpu_long, L1" if arm == "A" else
                                                          f"B: cpu_long L1 for {HALF}, then L1 + KL for {HALF}"),
             "loss": cfg["loss"], "data": "BSDS400 + T91 (10 BSDS400 images held out for validation)",
             "val_psnr_y": read_metadata(src).get("val_psnr_y"),
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                     text=True).stdout.strip(), "run": str(d.relative_to(ROOT)),
+            "commit": head_commit(), "run": str(d.relative_to(ROOT)),
             **{f"{k.lower()}_psnr_y": round(v, 4) for k, v in psnr.items()}}
     save_weights(read_state_dict(src), WEIGHTS_DIR / "hasn_x4.safetensors", meta, overwrite=overwrite)
     print(json.dumps(meta, indent=1))

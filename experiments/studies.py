@@ -30,6 +30,14 @@ def cpu_minutes(run: Path) -> float:
     return sum(float(r["cpu_min"]) for r in csv.DictReader(open(run / "sessions.csv")))
 
 
+def head_commit() -> str:
+    """The repository's short HEAD commit, for a shipped file's metadata."""
+    import subprocess
+
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def finished(run: Path) -> bool:
     return (run / "final.safetensors").is_file()
 

@@ -18,7 +18,6 @@ from lightsr.models import get_entry
 from lightsr.models.resolve import resolve
 
 
-
 def test_auto_table_names_only_measured_models():
     """Each entry of auto's table matches the committed benchmark record: OpenVINO faster than lightsr
     auto on that model, its PSNR within 0.02 dB of fp32 on Set5 and Set14."""

@@ -111,4 +111,3 @@ def test_anysr_weights_reproduce_and_run_by_name(tmp_path, capsys):
     assert rc == 0, err
     assert Image.open(tmp_path / "o.png").size == (120, 100)
     assert any("--max-gflops" in ln and "width 0.7" in ln for ln in err.splitlines()), err
-

@@ -19,7 +19,6 @@ from lightsr.train import TrainConfig, Trainer, get_recipe, init_from, lr_at
 from lightsr.train.losses import charbonnier, kl_divergence, l1, l1_kl
 
 
-
 # ---- tiny models ----------------------------------------------------------------------------------
 
 class TinySR(nn.Module):

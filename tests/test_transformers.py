@@ -322,14 +322,22 @@ def test_hit_srf_reference_checkpoint_two_set5_images():
         assert abs(value - expected[name]) < 0.01, (name, value, expected[name])
 
 
+# Set14 on its four smallest images, BSD100 on every 10th (10 of 100); the full-set means (Set14
+# 28.8702, BSD100 27.7533) are in RESULTS.md (15-21 s and 65 s of the suite as whole sets)
+HIT_SRF_SAMPLES = {"Set14": ["coastguard.png", "comic.png", "face.png", "foreman.png"], "BSD100": 10}
+
+
 @pytest.mark.slow
-def test_hit_srf_reference_checkpoint_bsd100_sample():
-    """BSD100 image by image on every 10th image (10 of 100) against the official code's per-image
-    figures; the full-set mean (27.7533) is in RESULTS.md (65 s of the suite for it alone)."""
+@pytest.mark.parametrize("set_name", list(HIT_SRF_SAMPLES))
+def test_hit_srf_reference_checkpoint_images(set_name):
+    """Image by image against the official code's per-image figures."""
     model = build_model("hit_srf", 4, str(need(REFERENCE / "hit_srf_x4.pth")))
-    expected = reference_images("hit_srf", 4, "BSD100", every=10)
-    ours, _ = _reference_psnr(model, "BSD100", list(expected))
-    assert sorted(ours) == sorted(expected)
+    sample = HIT_SRF_SAMPLES[set_name]  # file names, or every k-th image
+    expected = reference_images("hit_srf", 4, set_name, every=sample if isinstance(sample, int) else 1)
+    if isinstance(sample, list):
+        expected = {k: expected[k] for k in sample}
+    ours, _ = _reference_psnr(model, set_name, list(expected))
+    assert expected and sorted(ours) == sorted(expected)
     for name, value in ours.items():
         assert abs(value - expected[name][0]) < 0.01, (name, value, expected[name])
 
@@ -341,16 +349,3 @@ def test_hit_srf_reference_checkpoint_set5_mean():
     model = build_model("hit_srf", 4, str(need(REFERENCE / "hit_srf_x4.pth")))
     result = evaluate(model, [need(BENCHMARK / "Set5")], scale=4, progress=False)
     assert abs(result["Set5"]["psnr"] - 32.5691) < 0.01
-
-
-@pytest.mark.slow
-def test_hit_srf_reference_checkpoint_set14_images():
-    """Set14 image by image on its four smallest images against the official per-image figures (the
-    full-set mean, 28.8702, took 15-21 s of the suite; RESULTS.md keeps it)."""
-    model = build_model("hit_srf", 4, str(need(REFERENCE / "hit_srf_x4.pth")))
-    files = ["comic.png", "face.png", "coastguard.png", "foreman.png"]
-    expected = {k: v for k, v in reference_images("hit_srf", 4, "Set14").items() if k in files}
-    ours, _ = _reference_psnr(model, "Set14", files)
-    assert sorted(ours) == sorted(expected) == sorted(files)
-    for name, value in ours.items():
-        assert abs(value - expected[name][0]) < 0.01, (name, value, expected[name])
