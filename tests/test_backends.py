@@ -31,6 +31,63 @@ def test_auto_table_names_only_measured_models():
         d = r["psnr"]["lightsr openvino"]
         assert (d["Set5"], d["Set14"]) == pytest.approx((m.dpsnr_set5, m.dpsnr_set14), abs=1e-4), name
         assert abs(m.dpsnr_set5) <= 0.02 and abs(m.dpsnr_set14) <= 0.02, name
+        if m.pays_from_mpx != (0.0, 0.0):  # a job-size threshold comes from benchmarks/backend_breakeven.py
+            b = json.loads((ROOT / m.breakeven_record).read_text())
+            assert b["model"] == name, m.breakeven_record
+            got = (b["arms"]["openvino, cached"]["pays_from_mpx"], b["arms"]["openvino, empty cache"]["pays_from_mpx"])
+            assert got == pytest.approx(m.pays_from_mpx, abs=0.01), (name, got)
+            assert m.pays_from_mpx[0] <= m.pays_from_mpx[1], name  # the cache can only help
+
+
+def test_job_size_counts_repeated_sizes_only():
+    from lightsr.backends import job_mpx
+
+    assert job_mpx([]) == 0
+    assert job_mpx([(1000, 1000), (500, 400)]) == 0  # every size once: OpenVINO's dynamic graph only
+    assert job_mpx([(1000, 1000), (500, 400), (1000, 1000)]) == pytest.approx(2.0)
+    assert job_mpx([(500, 400)] * 5) == pytest.approx(1.0)
+
+
+def test_auto_weighs_the_job_for_the_default_model(monkeypatch):
+    """RLFN-S runs OpenVINO under auto only when the job repays its setup: the cached threshold when its
+    conversion is in the cache, the first-run threshold when not; one image never does."""
+    need_module("openvino")
+    import lightsr.backends as B
+
+    rlfn = resolve("rlfn_s", None, 4)
+    cached_from, first_from = B.OPENVINO_MEASURED["rlfn_s"].pays_from_mpx
+    for cached in (True, False):
+        monkeypatch.setattr(B, "conversion_cached", lambda model, c=cached: c)
+        need = cached_from if cached else first_from
+        assert choose_backend("auto", rlfn, "cpu", "auto") == "torch"  # unknown job: one image
+        assert choose_backend("auto", rlfn, "cpu", "auto", job=0.9 * need) == "torch"
+        assert choose_backend("auto", rlfn, "cpu", "auto", job=need) == "openvino"
+        assert choose_backend("auto", rlfn, "cpu", "fp32", job=10 * need) == "torch"  # exact fp32 stays PyTorch
+        assert choose_backend("torch", rlfn, "cpu", "auto", job=10 * need) == "torch"
+    imdn = resolve("imdn", None, 4, pretrained=False)
+    assert choose_backend("auto", imdn, "cpu", "auto") == "openvino"  # repaid from the first image
+
+
+def test_cli_folder_job_runs_openvino(tmp_path, capsys, monkeypatch):
+    """``lightsr upscale FOLDER`` passes its job size to auto: a folder of same-size images large enough
+    runs OpenVINO (the summary says so), a single image of it PyTorch."""
+    need_module("openvino")
+    import lightsr.backends as B
+    from PIL import Image
+
+    monkeypatch.setattr(B, "OPENVINO_MEASURED", {"rlfn_s": B.Measured(0.9, 0.0, 0.0, pays_from_mpx=(0.001, 0.001))})
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):  # 2 x 24x30 = 0.00144 Mpx of one size
+        Image.fromarray((rng.random((24, 30, 3)) * 255).astype(np.uint8)).save(src / f"{i}.png")
+    assert main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "rlfn_s", "--quiet"]) == 0
+    assert "openvino" in capsys.readouterr().err
+    assert main(["upscale", str(src / "0.png"), "-o", str(tmp_path / "one.png"), "--model", "rlfn_s", "--quiet"]) == 0
+    assert "openvino" not in capsys.readouterr().err
+    assert main(["upscale", str(src), "-o", str(tmp_path / "mem"), "--model", "rlfn_s", "--quiet",
+                 "--max-memory", "1G"]) == 0
+    assert "openvino" not in capsys.readouterr().err  # a memory budget runs PyTorch
 
 
 def test_choice_rules():
@@ -109,6 +166,8 @@ def test_record_exists_with_the_benchmark_command():
     for m in OPENVINO_MEASURED.values():
         out = str(Path(m.record).parent)
         assert (ROOT / m.record).is_file() and "benchmarks/runtimes.py" in md and f"--out {out}" in md, m.record
+        if m.breakeven_record:
+            assert f"benchmarks/backend_breakeven.py" in md and f"--out {m.breakeven_record}" in md, m.breakeven_record
     assert Path(ROOT / "benchmarks" / "runtimes.py").is_file()
 
 

@@ -89,7 +89,7 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
          tile: int | None = None, tile_pad: int = 16,
          self_ensemble: bool = False, max_memory: float | None = None, options: dict | None = None,
          progress: bool = False, outscale: float | None = None, kind: str = "clean",
-         backend: str = "auto") -> Upscaler:
+         backend: str = "auto", job: float | None = None) -> Upscaler:
     """A ready-to-use :class:`Upscaler`.
 
     ``name_or_path``: a registered model name (its shipped weights are used unless ``weights`` is
@@ -104,7 +104,9 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     ``"bf16"`` or ``"fp16"`` (CUDA); ``compile``: torch.compile (falls back to eager with one line).
     ``backend``: ``"auto"`` (OpenVINO where it was measured faster and is installed, else PyTorch;
     PyTorch under ``max_memory``, whose budget is measured on PyTorch), ``"torch"`` or ``"openvino"``
-    (:mod:`lightsr.backends`).
+    (:mod:`lightsr.backends`). ``job``: the work ahead in input megapixels, counted by
+    :func:`lightsr.backends.job_mpx` (``lightsr upscale FOLDER`` passes it); ``auto`` runs OpenVINO for
+    a model whose setup only a large job repays (RLFN-S) when the job is that large (None: one image).
     ``kind``: which shipped weights a name (or the default model) uses: ``"clean"`` (trained on
     bicubic LR: clean, lossless input) or ``"photo"`` (trained on blurred, noisy, JPEG-compressed LR:
     photos as phones and the web save them; :mod:`lightsr.photo`).
@@ -131,7 +133,7 @@ def load(name_or_path: str | os.PathLike | None = None, scale: int | None = None
     choose_backend(backend, desc, dev, precision)  # an impossible backend fails with one line, before any image
     up = Upscaler(desc, dev, precision, tile=tile, tile_pad=tile_pad, self_ensemble=self_ensemble,
                   max_memory=max_memory, progress=progress, outscale=_run_outscale(desc, scale, outscale),
-                  compile=compile, backend=backend)
+                  compile=compile, backend=backend, job=job)
     return up
 
 

@@ -7,10 +7,12 @@
   compiled for the CPU, in bf16 where the CPU does bf16 natively and ``precision`` allows it, else
   f32. Fixed-scale models only (a continuous model takes its scale as a Python number);
 * ``"auto"`` (default): OpenVINO for the models in :data:`OPENVINO_MEASURED` when it is installed, the
-  device is a CPU and ``precision`` is ``"auto"``; PyTorch otherwise. A model enters the table only
-  when ``benchmarks/runtimes.py`` measured OpenVINO faster than lightsr's own fastest default path on
-  the same weights and its PSNR within 0.02 dB of fp32 on Set5 and Set14 (results/runtimes.md);
-  ``tests/test_backends.py`` checks every entry against that record.
+  device is a CPU, ``precision`` is ``"auto"`` and the job is large enough to repay OpenVINO's one-time
+  setup (:func:`pays_off`); PyTorch otherwise. A model enters the table only when
+  ``benchmarks/runtimes.py`` measured OpenVINO faster than lightsr's own fastest default path on the
+  same weights and its PSNR within 0.02 dB of fp32 on Set5 and Set14, and its break-even job size comes
+  from ``benchmarks/backend_breakeven.py`` (results/runtimes.md); ``tests/test_backends.py`` checks
+  every entry against those records.
 
 A user's explicit ``precision="fp32"`` (``eval``'s default: exact reproduction) always runs PyTorch.
 """
@@ -20,8 +22,10 @@ import functools
 import hashlib
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import torch
 from torch import nn
@@ -45,16 +49,24 @@ class Measured:
     dpsnr_set5: float
     dpsnr_set14: float
     record: str = "results/runtimes/cnns/runtimes.json"  # the benchmark's output holding these figures
+    # the job (input megapixels in image sizes that come at least twice: only those get OpenVINO's
+    # per-size graph) from which OpenVINO's setup is repaid, with its converted model already in the
+    # cache and without (the ONNX trace: a first run); (0, 0): from the first image
+    pays_from_mpx: tuple[float, float] = (0.0, 0.0)
+    breakeven_record: str | None = None  # benchmarks/backend_breakeven.py's output holding pays_from_mpx
 
 
 # auto's table (results/runtimes.md, record results/runtimes/cnns/runtimes.json, 2026-12-03, AMD Zen 5
 # with native bf16, 2 cores, 9 interleaved rounds; a repeat of the timing gave rlfn_s 0.82, imdn 0.66).
-# Measured and left out: rlfn_s (0.89x and 0.82x with per-size graphs, within 0.004 dB, but as the default
-# model it would put every user's first image through the ONNX trace, and --max-memory's probe does not
-# account for OpenVINO yet: `--backend openvino` runs it), hasn (0.60x, but no trained weights yet to
-# measure its PSNR cost with), the window transformers (their ONNX graph follows one input size only)
+# rlfn_s, the default model, runs OpenVINO only for jobs that repay its setup: 9-10 % less time per
+# image at 320x180, but +1.8 s before the first output without a cached conversion and +0.36 s with one
+# (results/runtimes/breakeven/rlfn_s.json). Measured and left out: hasn (0.60x, no trained weights yet to
+# measure its PSNR cost with), the window transformers (their ONNX graph follows one input size only).
+# Under --max-memory auto runs PyTorch (the budget is measured on PyTorch).
 OPENVINO_MEASURED: dict[str, Measured] = {
     "imdn": Measured(ratio=0.70, dpsnr_set5=-0.0074, dpsnr_set14=-0.0055),
+    "rlfn_s": Measured(ratio=0.89, dpsnr_set5=0.0040, dpsnr_set14=0.0000, pays_from_mpx=(1.44, 9.05),
+                       breakeven_record="results/runtimes/breakeven/rlfn_s.json"),
 }
 
 
@@ -76,8 +88,25 @@ def _core():
     return ov.Core()
 
 
-def choose_backend(backend: str | None, desc: Descriptor, device: torch.device | str, precision: str) -> str:
-    """``backend`` as asked -> the one that runs (``"torch"`` or ``"openvino"``)."""
+def job_mpx(sizes: Iterable[tuple[int, int]]) -> float:
+    """A job's size as :attr:`Measured.pays_from_mpx` counts it: the input megapixels of the images whose
+    size comes at least twice (OpenVINO runs a size's first image on its slower dynamic-size graph)."""
+    return sum(w * h * n for (w, h), n in Counter(sizes).items() if n >= 2) / 1e6
+
+
+def pays_off(entry: Measured, desc: Descriptor, job: float | None) -> bool:
+    """Does a job of ``job`` megapixels (None: unknown, taken as one image) repay OpenVINO's setup?"""
+    cached_from, first_from = entry.pays_from_mpx
+    need = cached_from
+    if (job or 0.0) >= cached_from and first_from > cached_from:  # only then does the cache matter
+        need = cached_from if conversion_cached(desc.module) else first_from
+    return (job or 0.0) >= need
+
+
+def choose_backend(backend: str | None, desc: Descriptor, device: torch.device | str, precision: str,
+                   job: float | None = None) -> str:
+    """``backend`` as asked -> the one that runs (``"torch"`` or ``"openvino"``). ``job``: the work
+    ahead in megapixels (:func:`job_mpx`; None when unknown), for ``auto``'s :func:`pays_off`."""
     b = (backend or "auto").lower()
     if b not in BACKENDS:
         raise LightSRError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
@@ -94,18 +123,39 @@ def choose_backend(backend: str | None, desc: Descriptor, device: torch.device |
             raise LightSRError("the openvino backend needs OpenVINO: pip install 'lightsr[openvino]'")
         return "openvino"
     if b == "auto" and cpu and (precision or "auto").lower() == "auto" and not desc.continuous \
-            and desc.model in OPENVINO_MEASURED and openvino_available():
+            and desc.model in OPENVINO_MEASURED and openvino_available() \
+            and pays_off(OPENVINO_MEASURED[desc.model], desc, job):
         return "openvino"
     return "torch"
 
 
+def _conversion_path(model: nn.Module) -> Path:
+    """Where OpenVINO's converted ``model`` is cached: ``$LIGHTSR_CACHE/openvino/<digest>.xml``, the
+    digest of what the converted graph depends on: the versions, the module (its repr: layers and their
+    settings) and every tensor of its state."""
+    import openvino as ov
+
+    from . import __version__
+
+    h = hashlib.sha256(f"{__version__} {torch.__version__} {ov.__version__} {model!r}".encode())
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return cache_dir("openvino") / f"{h.hexdigest()[:32]}.xml"
+
+
+def conversion_cached(model: nn.Module) -> bool:
+    """Is OpenVINO's conversion of ``model`` (these weights) in the cache? (Then its setup is 0.1 s, not 2.)"""
+    return _conversion_path(model).is_file()
+
+
 def make_runner(model: nn.Module | Descriptor, device: torch.device | str = "cpu", precision: str = "auto",
-                compile: bool = False, backend: str | None = "auto"):
+                compile: bool = False, backend: str | None = "auto", job: float | None = None):
     """A :class:`~lightsr.inference.Runner` or an :class:`OpenVINORunner`, whichever ``backend`` picks."""
     from .inference import Runner
 
     desc = model if isinstance(model, Descriptor) else describe_module(model)
-    if choose_backend(backend, desc, device, precision) == "openvino":
+    if choose_backend(backend, desc, device, precision, job) == "openvino":
         return OpenVINORunner(desc, precision)
     return Runner(desc, device, precision, compile=compile)
 
@@ -151,7 +201,7 @@ class OpenVINORunner:
         from .export import trace_onnx
 
         core = _core()
-        cached = cache_dir("openvino") / f"{self._digest()}.xml"
+        cached = _conversion_path(self.model)
         self._converted = None
         if cached.is_file():
             try:
@@ -167,19 +217,6 @@ class OpenVINORunner:
         request = self._compile_model(self._converted)
         self._probe(request)
         return request
-
-    def _digest(self) -> str:
-        """What the converted graph depends on: the versions, the module (its repr: layers and their
-        settings) and every tensor of its state."""
-        import openvino as ov
-
-        from . import __version__
-
-        h = hashlib.sha256(f"{__version__} {torch.__version__} {ov.__version__} {self.model!r}".encode())
-        for k, v in self.model.state_dict().items():
-            h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:32]
 
     def _store(self, path: Path) -> None:
         """The converted model into the cache (.bin, then .xml: a reader never sees half an entry); a

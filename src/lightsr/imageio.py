@@ -209,6 +209,18 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     return read(path, max_pixels).array
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header, without decoding it; None when it cannot be read
+    (the read itself reports why, later)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - any unreadable file: no size, no error here
+        return None
+
+
 def _png_is_16bit(path: Path) -> bool:
     """A 16-bit PNG (plain or Adam7-interlaced): Pillow reads 16-bit colour at 8 bit."""
     with open(path, "rb") as f:

@@ -44,13 +44,13 @@ class Upscaler:
     def __init__(self, model: Descriptor | nn.Module, device: torch.device | str = "cpu", precision: str = "auto",
                  tile: int | None = None, tile_pad: int = 16, self_ensemble: bool = False,
                  max_memory: float | None = None, progress: bool = False, outscale: float | None = None,
-                 compile: bool = False, backend: str | None = "auto"):
+                 compile: bool = False, backend: str | None = "auto", job: float | None = None):
         from .backends import make_runner
 
         # what was loaded (lightsr.models.resolve), or a module following the registry's conventions
         self.descriptor = model if isinstance(model, Descriptor) else describe_module(model)
         self.device = torch.device(device)
-        self.runner = make_runner(self.descriptor, self.device, precision, compile=compile, backend=backend)
+        self.runner = make_runner(self.descriptor, self.device, precision, compile=compile, backend=backend, job=job)
         self.backend = self.runner.backend  # the one that runs: "torch" or "openvino" (lightsr.backends)
         self.model = self.runner.model
         self.precision = self.runner.precision  # the one that runs: fp32, bf16 or fp16

@@ -86,12 +86,14 @@ def run(args) -> int:
             usage_error("give image files, folders or globs to upscale, or --sample")  # usage line, exit 2
         raise LightSRError("no input images: give image files, folders or globs, or --sample")
     show = not args.quiet and _is_terminal(sys.stderr)  # progress on a terminal only, never in logs or pipes
+    job = job_size(inputs, tiled=bool(args.tile))
+
     def make(kind: str):
         return load(args.model, scale=args.scale, device=args.device, weights=args.weights,
                     precision=args.precision, compile=args.compile, tile=args.tile or None,
                     tile_pad=args.tile_pad, self_ensemble=args.self_ensemble,
                     max_memory=parse_memory(args.max_memory), progress=False, outscale=args.outscale,
-                    options=model_options(args), kind=kind, backend=args.backend)
+                    options=model_options(args), kind=kind, backend=args.backend, job=job)
 
     up = make("photo" if args.kind == "photo" else "clean")
     choose = None
@@ -126,6 +128,17 @@ def run(args) -> int:
     if args.max_gflops is not None and callable(report) and report():
         print(f"lightsr: {report()}", file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def job_size(inputs: list[str], tiled: bool = False) -> float:
+    """The job in megapixels as ``backend="auto"`` weighs it (:func:`lightsr.backends.job_mpx`), from
+    the files' headers; with ``--tile`` every image counts (its tiles repeat one size)."""
+    from ..backends import job_mpx
+    from ..batch import collect_inputs
+    from ..imageio import image_size
+
+    sizes = [s for s in (image_size(f) for f, _ in collect_inputs(inputs)[0]) if s is not None]
+    return job_mpx(sizes + (sizes if tiled else []))
 
 
 def _is_terminal(stream) -> bool:

@@ -1,0 +1,104 @@
+"""Does int8 pay on this CPU? PyTorch's x86 int8 path (PT2E static quantization with torchao's
+X86InductorQuantizer, compiled ahead of time by AOTInductor) against ``lightsr auto`` and OpenVINO bf16
+on the same weights: Set5 PSNR cost and time at 320x180 -> x4, interleaved rounds, medians.
+
+    pip install --no-deps torchao==0.18.0      # not a lightsr dependency: this probe only
+    python benchmarks/int8_probe.py [--model rlfn_s] [--keep-float fea_conv upsampler] [--rounds 7]
+
+Calibration: 32 BSDS400 training images reduced 4x (never the benchmark). ``--keep-float NAME ...``
+leaves those sub-modules in float (the first and last convolutions are the usual choice). Result and
+verdict in results/runtimes.md, "int8".
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def quantize(model: torch.nn.Module, keep_float: list[str], calib: list[torch.Tensor], path: str):
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    import torchao.quantization.pt2e.quantizer.x86_inductor_quantizer as xiq
+    import torch._inductor.config as inductor_config
+
+    dyn = torch.export.Dim.AUTO
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        m = torch.export.export(model, (x,), dynamic_shapes=({2: dyn, 3: dyn},)).module()
+        q = xiq.X86InductorQuantizer()
+        q.set_global(xiq.get_default_x86_inductor_quantization_config())
+        for name in keep_float:
+            q.set_module_name_qconfig(name, None)
+        m = prepare_pt2e(m, q)
+        for c in calib:
+            m(c)
+        m = convert_pt2e(m)
+        # AOTInductor, not torch.compile: with nn-module inlining, torch.compile's freezing leaves the
+        # int8 weights as graph inputs and fails on onednn.qconv_prepack (pytorch/pytorch#126093)
+        inductor_config.freezing = True
+        t0 = time.perf_counter()
+        ep = torch.export.export(m, (x,), dynamic_shapes=({2: dyn, 3: dyn},))
+        torch._inductor.aoti_compile_and_package(ep, package_path=path)
+        print(f"# AOTInductor compile {time.perf_counter() - t0:.1f} s")
+    return torch._inductor.aoti_load_package(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="rlfn_s")
+    ap.add_argument("--keep-float", nargs="*", default=[])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+
+    from lightsr.backends import make_runner
+    from lightsr.evaluate import evaluate
+    from lightsr.imageio import read_image
+    from lightsr.inference import Runner
+    from lightsr.models.resolve import resolve
+
+    desc = resolve(a.model, scale=4)
+    calib = [torch.from_numpy(np.ascontiguousarray(read_image(f)[::4, ::4, :3])).permute(2, 0, 1)[None].float() / 255
+             for f in sorted((DATA / "train" / "BSDS400").glob("*"))[:32]]
+    with tempfile.TemporaryDirectory() as tmp:
+        int8 = quantize(desc.module.eval(), a.keep_float, calib, f"{tmp}/int8.pt2")
+        set5 = [DATA / "benchmark" / "Set5"]
+        fp32 = evaluate(desc.module, set5, 4, progress=False)["Set5"]["psnr"]
+        q = evaluate(None, set5, 4, progress=False, forward=lambda t: int8(t.float()))["Set5"]["psnr"]
+        print(f"Set5 x4 Y-PSNR: fp32 {fp32:.4f}, int8 {q:.4f} ({q - fp32:+.4f} dB)")
+
+        x = torch.rand(1, 3, 180, 320)
+        auto = Runner(resolve(a.model, scale=4), precision="auto")
+        fns = {"lightsr auto": lambda: auto(x), "int8 (AOTInductor)": lambda: int8(x)}
+        try:
+            ov = make_runner(resolve(a.model, scale=4), "cpu", precision="auto", backend="openvino")
+            fns["OpenVINO bf16"] = lambda: ov(x)
+        except Exception as exc:  # noqa: BLE001 - OpenVINO is optional
+            print(f"# OpenVINO skipped: {exc}")
+        times = {k: [] for k in fns}
+        with torch.inference_mode():
+            for f in fns.values():
+                for _ in range(3):
+                    f()
+            for _ in range(a.rounds):  # interleaved: drift hits every mode alike
+                for k, f in fns.items():
+                    t = time.perf_counter()
+                    f()
+                    times[k].append(time.perf_counter() - t)
+    base = statistics.median(times["lightsr auto"])
+    print(f"320x180 -> x4, {a.threads} threads, median of {a.rounds} interleaved rounds:")
+    for k, v in times.items():
+        print(f"  {k:20s} {statistics.median(v) * 1e3:7.1f} ms  {statistics.median(v) / base:.2f}x auto")
+
+
+if __name__ == "__main__":
+    main()
