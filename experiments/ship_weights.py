@@ -56,7 +56,8 @@ def main() -> int:
                             text=True).stdout.strip()
     held = state["val_files"]
     out = {"model": name, "scale": scale, "step": meta["step"], "recipe": "cpu_long",
-           "cpu_hours": round(cpu_h, 2), "ema": bool(cfg["ema"]),
+           "cpu_hours": round(cpu_h, 2), "ema": bool(cfg["ema"]), "seed": cfg["seed"], "loss": cfg["loss"],
+           "init": cfg.get("init"),  # the run it started from (its CPU time is not in cpu_hours)
            "data": f"BSDS400 + T91 ({len(held)} BSDS400 images held out for validation)",
            "val_psnr_y": meta["val_psnr_y"], "val": meta.get("val"), "commit": commit,
            "run": str(run.relative_to(ROOT) if run.is_absolute() else run),

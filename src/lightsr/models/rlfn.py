@@ -74,7 +74,7 @@ class RLFN(nn.Module):
 
 @register_model("rlfn_s", scales=(2, 3, 4), paper="Kong et al., RLFN, CVPRW 2022", family="cnn",
                 pretrained={2: "rlfn_s_x2.safetensors", 3: "rlfn_s_x3.safetensors", 4: "rlfn_s_x4.safetensors"},
-                photo={4: "rlfn_s_photo_x4.safetensors"},  # for compressed input (lightsr.photo)
+                photo={4: "rlfn_s_photo_x4.safetensors", 2: "rlfn_s_photo_x2.safetensors"},  # for compressed input (lightsr.photo)
                 published={4: Published(  # NTIRE 2022 ESR, team04 (the challenge entry; the shipped x4 comes first)
                     "https://github.com/ofsoundof/NTIRE2022_ESR/raw/e95ba4a4916bb13d6348f7ee172827e2452e8a31/"
                     "model_zoo/team04_rlfn.pth", "ca81b7757708ce749ac3766589690db6c2729961d026c0137e7659924ec36622",
