@@ -60,13 +60,17 @@ class Measured:
 # with native bf16, 2 cores, 9 interleaved rounds; a repeat of the timing gave rlfn_s 0.82, imdn 0.66).
 # rlfn_s, the default model, runs OpenVINO only for jobs that repay its setup: 9-10 % less time per
 # image at 320x180, but +1.8 s before the first output without a cached conversion and +0.36 s with one
-# (results/runtimes/breakeven/rlfn_s.json). Measured and left out: hasn (0.60x, no trained weights yet to
-# measure its PSNR cost with), the window transformers (their ONNX graph follows one input size only).
+# (results/runtimes/breakeven/rlfn_s.json). hasn (its shipped weights; results/runtimes/hasn, 2026-12-03):
+# 0.53x, repaid from the second image of a size when cached (+0.08 s to the first output, 0.29 s saved
+# per image), from about 8 images on a first run. Left out: the window transformers (their ONNX graph
+# follows one input size only).
 # Under --max-memory auto runs PyTorch (the budget is measured on PyTorch).
 OPENVINO_MEASURED: dict[str, Measured] = {
     "imdn": Measured(ratio=0.70, dpsnr_set5=-0.0074, dpsnr_set14=-0.0055),
     "rlfn_s": Measured(ratio=0.89, dpsnr_set5=0.0040, dpsnr_set14=0.0000, pays_from_mpx=(1.44, 9.05),
                        breakeven_record="results/runtimes/breakeven/rlfn_s.json"),
+    "hasn": Measured(ratio=0.53, dpsnr_set5=-0.0015, dpsnr_set14=0.0002, record="results/runtimes/hasn/runtimes.json",
+                     pays_from_mpx=(0.02, 0.47), breakeven_record="results/runtimes/breakeven/hasn.json"),
 }
 
 
