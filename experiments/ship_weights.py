@@ -3,6 +3,10 @@ whichever scores higher on the held-out validation images, never on a benchmark 
 Set5, Set14 and BSD100 (standard protocol).
 
     python experiments/ship_weights.py experiments/long_runs/rlfn_s_x4 [--overwrite]
+    python experiments/ship_weights.py experiments/c2d_claim/swinir_c2d_small_A_s1 --as swinir_c2d_small
+
+``--as NAME``: ship under a registered variant whose builder holds the run's options (the run trained
+``swinir_c2d`` with ``--opt blocks=2 windows=[...]``; the file is ``swinir_c2d_small_x4``).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
     ap.add_argument("--overwrite", action="store_true", help="replace the shipped file")
+    ap.add_argument("--as", dest="variant", help="a registered variant holding the run's options")
     args = ap.parse_args()
     import torch
 
@@ -36,6 +41,17 @@ def main() -> int:
     from lightsr.data.patches import held_out
 
     name, scale = cfg["model"], int(cfg["scale"])
+    options = cfg.get("options") or None
+    if args.variant:
+        from lightsr.models import create_model
+        variant = create_model(args.variant, scale)
+        trained = create_model(name, scale, **(options or {}))
+        def layout(m):  # tensor shapes and every window size
+            return ({k: v.shape for k, v in m.state_dict().items()},
+                    [(n, getattr(x, "windows", None), getattr(x, "window", None)) for n, x in m.named_modules()])
+        if layout(variant) != layout(trained):
+            raise SystemExit(f"{args.variant} is not {name} with {options}")
+        name, options = args.variant, None
     last = sorted((run / "ckpt").glob("step_*"))[-1]
     state = json.loads((last / "state.json").read_text())
     files = held_out([ROOT.parent / "shared" / "data" / "train" / Path(d).name for d in cfg["train_dirs"]],
@@ -43,12 +59,12 @@ def main() -> int:
     val = BenchmarkFolder(files[0].parent, scale, files=files, name="holdout")
     cands = {run / "best.safetensors": read_metadata(run / "best.safetensors")["step"],
              last / "ema.safetensors": state["step"]}
-    scored = {p: evaluate(build_model(name, scale, str(p)), [val], scale, progress=False)["holdout"]["psnr"]
+    scored = {p: evaluate(build_model(name, scale, str(p), options), [val], scale, progress=False)["holdout"]["psnr"]
               for p in cands}
     best = max(scored, key=scored.get)
     meta = {"step": cands[best], "val_psnr_y": scored[best], "val": f"{len(files)} images held out of {files[0].parent.name}"}
     print({str(p): round(v, 4) for p, v in scored.items()}, "->", best)
-    model = build_model(name, scale, str(best))
+    model = build_model(name, scale, str(best), options)
     res = evaluate(model, [BENCH / s for s in ("Set5", "Set14", "BSD100")], scale, progress=False)
     sessions = list(csv.DictReader(open(run / "sessions.csv")))
     cpu_h = sum(float(r["cpu_min"]) for r in sessions) / 60

@@ -310,6 +310,18 @@ def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
     return c2d_backbone(scale, "conv", **opts)
 
 
+# SwinIR-C2D at a CPU budget (not in the paper): 2 U-Net HiET blocks instead of 4, windows halved (the
+# paper's Table 2 varies them too), dim 60. The first C2D model trained here and shipped (x4, 4,000
+# steps of batch 16 on BSDS400 + T91; results/c2d.md, "The C2D transformer study").
+SMALL = {"blocks": 2, "windows": [32, 16, 8, 8, 16, 32]}
+
+
+@register_model("swinir_c2d_small", paper=PAPER, family="c2d", traits=lambda o: c2d_traits({**SMALL, **o}))
+def swinir_c2d_small(scale: int = 4, **opts) -> C2DNet:
+    """SwinIR-C2D reduced for CPU training: 2 U-Net HiET blocks [32,16,8,8,16,32], C=60, SwinIR MLP FFN."""
+    return c2d_backbone(scale, "mlp", **{**SMALL, **opts})
+
+
 # C2D's two-stage training for any discrete network (beyond the paper, which applies it to attention
 # models): stage 1 trains the network's body with HIIF-L on continuous scales, stage 2 puts the
 # discrete head back (eq. 10; the engine's ``--init`` maps ``encoder.*`` onto the body).
@@ -422,7 +434,9 @@ def _c2d(s: Shapes, prefix: str) -> list[Guess]:
         del opts["skips"]
         opts["unet"] = False
     if not prefix:
-        return [(name, _skeleton_scale(s, prefix), opts, d)]
+        scale = _skeleton_scale(s, prefix)
+        small = [("swinir_c2d_small", scale, {}, d)] if name == "swinir_c2d" and opts == {"blocks": 2} else []
+        return [(name, scale, opts, d)] + small  # the same tensors: PREFER reports swinir_c2d, a hint the variant
     head = head_options(s, dim)
     if head:
         opts["head_opts"] = head

@@ -63,7 +63,8 @@ __all__ = ["Detection", "Detector", "Guess", "Miss", "PREFER", "Shapes", "build_
 
 # (winner, loser): both fit the same keys and shapes exactly; the winner is reported (module docstring)
 PREFER: tuple[tuple[str, str], ...] = tuple(
-    (f"{h}_rdn", f"anysr_{h}_rdn") for h in ("liif", "metasr", "srno", "arbsr"))
+    (f"{h}_rdn", f"anysr_{h}_rdn") for h in ("liif", "metasr", "srno", "arbsr")) + (
+    ("swinir_c2d", "swinir_c2d_small"),)  # its windows are not in the weights: named or by metadata
 
 
 # ---------------------------------------------------------------------------------------------
