@@ -26,6 +26,8 @@ def main() -> int:
     ap.add_argument("run")
     ap.add_argument("--overwrite", action="store_true", help="replace the shipped file")
     ap.add_argument("--as", dest="variant", help="a registered variant holding the run's options")
+    ap.add_argument("--recipe", default="cpu_long", help="how the run was trained, for the metadata")
+    ap.add_argument("--stage1", help="the stage-1 run this one started from (C2D): its CPU time counts too")
     args = ap.parse_args()
     import torch
 
@@ -67,11 +69,13 @@ def main() -> int:
     model = build_model(name, scale, str(best), options)
     res = evaluate(model, [BENCH / s for s in ("Set5", "Set14", "BSD100")], scale, progress=False)
     sessions = list(csv.DictReader(open(run / "sessions.csv")))
+    if args.stage1:
+        sessions += list(csv.DictReader(open(Path(args.stage1) / "sessions.csv")))
     cpu_h = sum(float(r["cpu_min"]) for r in sessions) / 60
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     held = state["val_files"]
-    out = {"model": name, "scale": scale, "step": meta["step"], "recipe": "cpu_long",
+    out = {"model": name, "scale": scale, "step": meta["step"], "recipe": args.recipe,
            "cpu_hours": round(cpu_h, 2), "ema": bool(cfg["ema"]), "seed": cfg["seed"], "loss": cfg["loss"],
            "init": cfg.get("init"),  # the run it started from (its CPU time is not in cpu_hours)
            "data": f"BSDS400 + T91 ({len(held)} BSDS400 images held out for validation)",

@@ -255,12 +255,37 @@ def test_depthwise_weight_gradient_is_the_convolutions(k, dtype):
         x = (x.contiguous(memory_format=torch.channels_last) if cl else x).requires_grad_()
         g = torch.randn(2, 6, 11, 9, dtype=dtype)
         ref = torch.autograd.grad(nn.Conv2d.forward(conv, x), (x, conv.weight, conv.bias), g)
-        out = _DepthwiseGrad.apply(x, conv.weight, conv.bias, conv.padding)
-        got = torch.autograd.grad(out, (x, conv.weight, conv.bias), g)
-        tol = 1e-4 if dtype == torch.float32 else 2e-2
-        for r, o in zip(ref, got):
-            assert o.dtype == r.dtype and o.shape == r.shape
-            assert ((o.float() - r.float()).norm() / r.float().norm()).item() < tol
+        for taps in (True, False):  # compiled: a reduction per tap; eager: oneDNN's fp32 kernel
+            out = _DepthwiseGrad.apply(x, conv.weight, conv.bias, conv.padding, taps)
+            got = torch.autograd.grad(out, (x, conv.weight, conv.bias), g)
+            tol = 1e-4 if dtype == torch.float32 else 2e-2
+            for r, o in zip(ref, got):
+                assert o.dtype == r.dtype and o.shape == r.shape
+                assert ((o.float() - r.float()).norm() / r.float().norm()).item() < tol
+
+
+def test_depthwise_bf16_eager_training_takes_the_fp32_weight_gradient():
+    """Under bf16 autocast (eager training's fast path) a 5x5 depthwise convolution's backward is
+    :class:`_DepthwiseGrad`'s (oneDNN's fp32 weight-gradient kernel, several times faster than its bf16
+    one on CPU): the same output and the same gradients as nn.Conv2d's within bf16 rounding; 3x3,
+    inference and fp32 stay nn.Conv2d's."""
+    from lightsr.layers.conv import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 24, 24).contiguous(memory_format=torch.channels_last).requires_grad_()
+    g = torch.randn(4, 8, 24, 24)
+    for k, ours in ((5, True), (3, False)):
+        conv = DepthwiseConv2d(8, k)
+        with torch.autocast("cpu", torch.bfloat16):
+            y, ref = conv(x), nn.Conv2d.forward(conv, x)
+        assert ("DepthwiseGrad" in type(y.grad_fn).__name__) == ours
+        assert torch.equal(y, ref)
+        for a, b in zip(torch.autograd.grad(y, (x, conv.weight, conv.bias), g),
+                        torch.autograd.grad(ref, (x, conv.weight, conv.bias), g)):
+            assert ((a - b).norm() / b.norm()).item() < 1e-2
+    with torch.autocast("cpu", torch.bfloat16), torch.no_grad():
+        assert DepthwiseConv2d(8, 5)(x).grad_fn is None
+    assert "DepthwiseGrad" not in type(DepthwiseConv2d(8, 5)(x).grad_fn).__name__  # fp32 eager
 
 
 def test_compiled_training_step_equals_eager(tmp_path):

@@ -118,55 +118,75 @@ class ESA(nn.Module):
 
 
 class _DepthwiseGrad(torch.autograd.Function):
-    """y = depthwise_conv(x, w) + b, with the weight gradient written as what it is,
+    """y = depthwise_conv(x, w) + b with a faster weight gradient on CPU,
 
-        dL/dw[c, i, j] = sum_{n, h, w} x_pad[n, c, h + i, w + j] * g[n, c, h, w],
+        dL/dw[c, i, j] = sum_{n, h, w} x_pad[n, c, h + i, w + j] * g[n, c, h, w].
 
-    a reduction over the batch and the image for each of C k^2 taps. oneDNN's depthwise
-    backward-weights runs this at a fraction of its forward speed on CPU (a 16x52x48x48 bf16 batch,
-    7x7: 34 ms against 2.3 ms forward); traced by ``torch.compile``, the reduction becomes one fused
-    loop (18 ms, fp32 accumulation). The input gradient stays oneDNN's (it is fast)."""
+    oneDNN's depthwise backward-weights runs far below its forward speed, worst in bf16 (one thread,
+    channels_last, 16 x C x 48 x 48; ms):
+
+    ====================================  ==========  ===========  ===========  ==========
+    weight gradient                       oneDNN bf16  oneDNN fp32  taps, eager  taps, compiled
+    ====================================  ==========  ===========  ===========  ==========
+    7x7, C = 52 (HASN)                        71          22            101          22
+    5x5, C = 120 (SRFormer's ConvFFN)        195          34            108          17
+    ====================================  ==========  ===========  ===========  ==========
+
+    Compiled (``taps=True``: ``lightsr train --compile``), the weight gradient is the k^2 reductions
+    above, one per tap, vectorised over C, which the compiler fuses with fp32 accumulation (one
+    unfolded reduction over (N, H, W) took 31 / 47 ms). Eager under bf16 autocast (``taps=False``), it
+    is oneDNN's fp32 kernel on fp32 copies of x and g. The input gradient stays oneDNN's (it is fast)."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, padding):
+    def forward(ctx, x, weight, bias, padding, taps):
         ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.has_bias = padding, bias is not None
+        ctx.padding, ctx.has_bias, ctx.taps = padding, bias is not None, taps
         return F.conv2d(x, weight, bias, padding=padding, groups=weight.shape[0])
 
     @staticmethod
     def backward(ctx, g):
         x, weight = ctx.saved_tensors
-        (ph, pw), (kh, kw) = ctx.padding, weight.shape[-2:]
+        (ph, pw), (kh, kw), c = ctx.padding, weight.shape[-2:], weight.shape[0]
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = torch.ops.aten.convolution_backward(g, x, weight, None, [1, 1], [ph, pw], [1, 1], False, [0, 0],
-                                                     weight.shape[0], [True, False, False])[0]
-        if ctx.needs_input_grad[1]:
-            taps = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1).unfold(1, kh, 1).unfold(2, kw, 1)  # N,H,W,C,kh,kw
-            gw = (taps.float() * g.permute(0, 2, 3, 1).float()[..., None, None]).sum((0, 1, 2))
+                                                     c, [True, False, False])[0]
+        if ctx.needs_input_grad[1] and ctx.taps:
+            xp, gf, (h, w) = F.pad(x, (pw, pw, ph, ph)).float(), g.float(), g.shape[-2:]
+            gw = torch.stack([(xp[:, :, i:i + h, j:j + w] * gf).sum((0, 2, 3))  # one reduction per tap
+                              for i in range(kh) for j in range(kw)], 1)
             gw = gw.view_as(weight).to(weight.dtype)
+        elif ctx.needs_input_grad[1]:
+            gw = torch.ops.aten.convolution_backward(g.float(), x.float(), weight.float(), None, [1, 1], [ph, pw],
+                                                     [1, 1], False, [0, 0], c, [False, True, False])[1]
+            gw = gw.to(weight.dtype)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g.float().sum((0, 2, 3)).to(weight.dtype)
-        return gx, gw, gb, None
+        return gx, gw, gb, None, None
 
 
 class DepthwiseConv2d(nn.Conv2d):
     """``nn.Conv2d(channels, channels, k, padding=k // 2, groups=channels)``: same parameters, keys and
-    forward. Only when ``torch.compile`` traces a training step (``lightsr train --compile``) does its
-    weight gradient go through :class:`_DepthwiseGrad`; eager and inference calls are nn.Conv2d's."""
+    forward. In a CPU training step with a kernel larger than 3x3, traced by ``torch.compile`` or
+    under bf16 autocast, the weight gradient goes through :class:`_DepthwiseGrad`; every other call
+    (inference, fp32 eager, 3x3, where oneDNN is fastest) is nn.Conv2d's."""
 
     def __init__(self, channels: int, kernel_size: int, padding: int | None = None, bias: bool = True):
         super().__init__(channels, channels, kernel_size, 1, kernel_size // 2 if padding is None else padding,
                          groups=channels, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (torch.compiler.is_compiling() and torch.is_grad_enabled() and self.weight.requires_grad):
+        compiling = torch.compiler.is_compiling()
+        bf16 = x.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        if not (torch.is_grad_enabled() and self.weight.requires_grad and (compiling or bf16)) \
+                or max(self.kernel_size) <= 3:
             return super().forward(x)
         w, b = self.weight, self.bias
         if torch.is_autocast_enabled(x.device.type):  # cast here: the function's backward sees one dtype
             dt = torch.get_autocast_dtype(x.device.type)
             x, w, b = x.to(dt), w.to(dt), None if b is None else b.to(dt)
-        return _DepthwiseGrad.apply(x, w, b, self.padding)
+        return _DepthwiseGrad.apply(x, w, b, self.padding, compiling)
 
 
 class DepthwiseConv(nn.Module):

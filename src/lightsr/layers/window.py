@@ -9,7 +9,6 @@ import functools
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -35,10 +34,10 @@ def mirror_pad(x: Tensor, pad_h: int, pad_w: int, mode: str = "reflect") -> Tens
             elif size == 1:
                 step = pad
                 x = torch.cat([x] + [x] * step, dim)
-            else:
+            else:  # F.pad's reflect, written as a flipped slice: its gradient is a slice-add, which
+                # the compiler fuses (reflection_pad2d_backward was ~15 % of a compiled C2D training step)
                 step = min(pad, size - 1)
-                p = (0, 0, 0, step) if dim == 2 else (0, step, 0, 0)
-                x = F.pad(x, p, mode="reflect")
+                x = torch.cat([x, x.narrow(dim, size - 1 - step, step).flip(dim)], dim)
             pad -= step
     return x
 
