@@ -316,7 +316,8 @@ def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
 SMALL = {"blocks": 2, "windows": [32, 16, 8, 8, 16, 32]}
 
 
-@register_model("swinir_c2d_small", paper=PAPER, family="c2d", traits=lambda o: c2d_traits({**SMALL, **o}))
+@register_model("swinir_c2d_small", paper=PAPER, family="c2d", traits=lambda o: c2d_traits({**SMALL, **o}),
+                pretrained={4: "swinir_c2d_small_x4.safetensors"})  # experiments/c2d_claim, arm A
 def swinir_c2d_small(scale: int = 4, **opts) -> C2DNet:
     """SwinIR-C2D reduced for CPU training: 2 U-Net HiET blocks [32,16,8,8,16,32], C=60, SwinIR MLP FFN."""
     return c2d_backbone(scale, "mlp", **{**SMALL, **opts})
