@@ -240,7 +240,7 @@ def test_weights_list_shows_shipped_cached_available(cache, mirror, monkeypatch,
     assert status["hit_srf", "x4"] == status["mambairv2_light", "x4"] == status["carn_m", "x3"] == "available"
     assert "32.2047 / 28.5819 / 27.5598" in rows["imdn", "x4"] and "(no licence file)" in rows["imdn", "x4"]
     assert "Zheng222/IMDN@8f158e6" in rows["imdn", "x4"] and "(MIT)" in rows["carn_m", "x4"]
-    assert ("swinir_light", "x4") not in rows and len(rows) == 18  # 9 published + 10 shipped, rlfn_s x4 both
+    assert ("swinir_light", "x4") not in rows and len(rows) == 19  # 9 published + 11 shipped, rlfn_s x4 both
     assert status["hasn", "x4"] == "shipped"
     assert status["anysr_srno_edsr", "any"] == "shipped"  # a continuous model's one file, for every scale
     assert str(cache) in out.splitlines()[-1]

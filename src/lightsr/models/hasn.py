@@ -180,7 +180,7 @@ class HASN(nn.Module):
 
 @register_model("hasn", scales=(2, 3, 4), paper="Cao et al., HASN: Hybrid Attention Separable Network for Efficient Image Super-resolution", family="cnn",
                 traits=Traits(min_size=ESA_MIN_SIZE),  # ESA's strided conv + 7x7 pooling; ESA: tiling approximate
-                pretrained={4: "hasn_x4.safetensors", 2: "hasn_x2.safetensors"})  # trained here: experiments/long_runs/hasn_x4, results/hasn.md
+                pretrained={4: "hasn_x4.safetensors", 2: "hasn_x2.safetensors", 3: "hasn_x3.safetensors"})  # trained here: experiments/long_runs/hasn_x4, results/hasn.md
 def hasn(scale: int = 4, channels: int = 52, num_blocks: int = 6, mlp_ratio: int = 3, kernel_size: int = 7, *,
          block: str = "hasb", esa: bool | None = None, cab: bool | None = None, act: str = "relu6",
          fusion: str = "mul", block_residual: bool = False) -> HASN:
