@@ -22,6 +22,8 @@ from pathlib import Path
 
 from studies import ROOT, SETS, cpu_minutes, finished, run_arm, scores
 
+from lightsr.models.c2d import SMALL
+
 RUNS = ROOT / "experiments" / "c2d_claim"
 # net -> (registered discrete model, its options, N = total steps of either arm)
 NETS = {
@@ -30,7 +32,7 @@ NETS = {
     # paper's Table 2 varies them too), the paper's dim 60 and 6 heads. N = 4,000: measured 1.3 s per
     # compiled arm-A step and 2.0 s per stage-1 step at 2 threads (2026-12-03), about 7 CPU-hours for
     # the three runs
-    "swinir_c2d_small": ("swinir_c2d", {"blocks": 2, "windows": [32, 16, 8, 8, 16, 32]}, 4_000),
+    "swinir_c2d_small": ("swinir_c2d", SMALL, 4_000),  # the registered variant swinir_c2d_small's options
 }
 # fixed-scale arms (A, B2) of these nets train compiled (`--compile`: 1.15x here for the transformer;
 # RLFN-S runs slower compiled); stage 1's continuous head cannot be compiled

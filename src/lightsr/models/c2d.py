@@ -312,7 +312,7 @@ def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
 
 # SwinIR-C2D at a CPU budget (not in the paper): 2 U-Net HiET blocks instead of 4, windows halved (the
 # paper's Table 2 varies them too), dim 60. The first C2D model trained here and shipped (x4, 4,000
-# steps of batch 16 on BSDS400 + T91; results/c2d.md, "The C2D transformer study").
+# steps of batch 16 on BSDS400 + T91; results/c2d.md, "The claim on a C2D transformer").
 SMALL = {"blocks": 2, "windows": [32, 16, 8, 8, 16, 32]}
 
 
