@@ -124,9 +124,10 @@ def psnr_change(name: str, scale: int, weights: str, device, sets) -> dict:
     return out
 
 
-def train_rate(name: str, scale: int, mode: str, device, batch: int, patch: int, steps: int) -> float:
-    """Training patches/s (forward, L1, backward, Adam): ``plain`` fp32, ``fast`` (bf16 + channels_last
-    where native) or ``compiled`` (fast, the model under ``torch.compile``: ``lightsr train --compile``)."""
+def train_step(name: str, scale: int, mode: str, device, batch: int, patch: int):
+    """One training step (forward, L1, backward, Adam) as a closure: ``plain`` fp32, ``fast`` (bf16 +
+    channels_last where native) or ``compiled`` (fast, the model under ``torch.compile``: ``lightsr
+    train --compile``)."""
     from lightsr import precision as P
     from lightsr.models import create_model
 
@@ -140,7 +141,7 @@ def train_rate(name: str, scale: int, mode: str, device, batch: int, patch: int,
     x = P.to_format(torch.rand(batch, 3, patch, patch, device=device), cl)
     y = P.to_format(torch.rand(batch, 3, patch * scale, patch * scale, device=device), cl)
 
-    def step():
+    def step(_=None):
         with P.autocast(device, prec):
             p = net(x)
         loss = (p.float() - y).abs().mean()
@@ -148,7 +149,22 @@ def train_rate(name: str, scale: int, mode: str, device, batch: int, patch: int,
         loss.backward()
         opt.step()
 
-    return batch / time_call(lambda _: step(), None, 2, steps, device)
+    return step
+
+
+def train_rates(name: str, scale: int, modes, device, batch: int, patch: int, steps: int, rounds: int) -> dict:
+    """Training patches/s per mode, the modes interleaved: every mode is built and warmed up (compiled
+    in its warm-up) first, then each of ``rounds`` rounds times ``steps`` steps of every mode in turn;
+    the figure is the median over rounds of each round's median step. Interleaving puts every mode
+    under the same machine state, so the ratios hold on a noisy, shared host."""
+    steps_of = {m: train_step(name, scale, m, device, batch, patch) for m in modes}
+    for f in steps_of.values():
+        time_call(f, None, 2, 1, device)
+    per_round = {m: [] for m in modes}
+    for _ in range(rounds):
+        for m, f in steps_of.items():
+            per_round[m].append(time_call(f, None, 0, steps, device))
+    return {m: batch / statistics.median(ts) for m, ts in per_round.items()}
 
 
 def main(argv=None) -> int:
@@ -169,7 +185,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-models", default=None, help="comma list (default: DEFAULT,hasn,swinir_c2d,srformer_c2d,edsr_baseline)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48, help="LR training patch")
-    ap.add_argument("--train-steps", type=int, default=5)
+    ap.add_argument("--train-steps", type=int, default=5, help="timed steps per mode per round")
+    ap.add_argument("--train-rounds", type=int, default=3, help="interleaved rounds (median over rounds)")
     ap.add_argument("--tiny", action="store_true", help="tiny sizes and two small models: a smoke run")
     ap.add_argument("--out", default=None, help="folder for fast_path.md / fast_path.json")
     ap.add_argument("--budget", type=float, default=None, metavar="SEC",
@@ -182,7 +199,7 @@ def main(argv=None) -> int:
     if args.tiny:
         args.models = args.models or ["rlfn_s"]
         args.modes = args.modes or "plain,cl,bf16,auto"
-        args.size, args.warmup, args.repeats, args.train_steps = "16x16", 1, 1, 1
+        args.size, args.warmup, args.repeats, args.train_steps, args.train_rounds = "16x16", 1, 1, 1, 1
         args.batch, args.patch = 2, 16
         args.train_models = args.train_models or "rlfn_s"
     default = default_model()
@@ -242,8 +259,8 @@ def main(argv=None) -> int:
         for name in train_models:
             if over_budget(f"train {name}"):
                 continue
-            rates = {m: train_rate(name, args.scale, m, device, args.batch, args.patch, args.train_steps)
-                     for m in ("plain", "fast") + (() if args.tiny else ("compiled",))}
+            rates = train_rates(name, args.scale, ("plain", "fast") + (() if args.tiny else ("compiled",)), device,
+                                args.batch, args.patch, args.train_steps, args.train_rounds)
             train_rows.append({"model": name, **rates, "ratio": rates["fast"] / rates["plain"],
                                **({"compiled_ratio": rates["compiled"] / rates["plain"]} if "compiled" in rates else {})})
             print(f"  train {name}: " + ", ".join(f"{m} {r:.1f}" for m, r in rates.items()) + " patches/s",
@@ -294,7 +311,8 @@ def render(info, rows, modes, psnr_rows, train_rows, args) -> str:
         lines.append("")
     if train_rows:
         lines += [f"training patches/s (batch {args.batch}, LR patch {args.patch}, x{args.scale}, forward + L1 + "
-                  "backward + Adam; compiled = fast under torch.compile, `lightsr train --compile`):", "",
+                  "backward + Adam; compiled = fast under torch.compile, `lightsr train --compile`; modes interleaved, "
+                  f"median over {args.train_rounds} rounds of {args.train_steps} steps):", "",
                   "| model | plain fp32 | fast | ratio | compiled | ratio |", "|---|---|---|---|---|---|"]
         for r in train_rows:
             comp = f"{r['compiled']:.1f} | {r['compiled_ratio']:.2f}x" if "compiled" in r else "- | -"

@@ -289,13 +289,13 @@ def test_depthwise_bf16_eager_training_takes_the_fp32_weight_gradient():
 
 
 def test_compiled_training_step_equals_eager(tmp_path):
-    """``TrainConfig(compile=True)``: the compiled step (the depthwise weight gradient inside it)
-    gives eager's gradients; a continuous model is refused in one line."""
-    from lightsr.layers.conv import DepthwiseConv
+    """``TrainConfig(compile=True)``: the compiled step (the depthwise weight gradient and ESA's
+    up-sampling as matrices inside it) gives eager's gradients; a continuous model is refused in one line."""
+    from lightsr.layers.conv import ESA, DepthwiseConv
 
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), DepthwiseConv(8, 7), nn.Conv2d(8, 3, 1))
-    x, y = torch.rand(2, 3, 12, 12), torch.rand(2, 3, 12, 12)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), DepthwiseConv(8, 7), ESA(4, 8), nn.Conv2d(8, 3, 1))
+    x, y = torch.rand(2, 3, 19, 17), torch.rand(2, 3, 19, 17)
 
     def grads(f):
         net.zero_grad()
@@ -312,3 +312,23 @@ def test_compiled_training_step_equals_eager(tmp_path):
                       iters=1, out=str(tmp_path / "run"), cache_dir=None, progress=False, compile=True)
     with pytest.raises(LightSRError, match="continuous-scale model"):
         Trainer(cfg)
+
+
+@pytest.mark.parametrize("size_in,size_out", [((6, 6), (48, 48)), ((5, 7), (37, 53)), ((1, 3), (15, 16)),
+                                              ((13, 13), (40, 40))])
+def test_bilinear_matrices_are_interpolate(size_in, size_out):
+    """ESA's up-sampling in a compiled training step, ``A_h x A_w^T`` (:func:`bilinear_matrix`), is
+    ``F.interpolate(mode="bilinear", align_corners=False)``: values and gradients, integer and
+    fractional ratios, a one-pixel axis."""
+    import torch.nn.functional as F
+
+    from lightsr.layers.conv import bilinear_matrix
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, *size_in, requires_grad=True)
+    g = torch.randn(2, 3, *size_out)
+    ah, aw = bilinear_matrix(size_out[0], size_in[0]), bilinear_matrix(size_out[1], size_in[1])
+    ours = ah @ x @ aw.T
+    ref = F.interpolate(x, size=size_out, mode="bilinear", align_corners=False)
+    assert torch.allclose(ours, ref, atol=1e-5)
+    assert torch.allclose(torch.autograd.grad(ours, x, g)[0], torch.autograd.grad(ref, x, g)[0], atol=1e-4)
