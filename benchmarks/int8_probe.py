@@ -51,12 +51,48 @@ def quantize(model: torch.nn.Module, keep_float: list[str], calib: list[torch.Te
     return torch._inductor.aoti_load_package(path)
 
 
+def quantize_qdq(model: torch.nn.Module, keep_float: list[str], calib: list[torch.Tensor], tmp: str, threads: int):
+    """The other route: ONNX Runtime's static quantizer writes a QDQ ONNX file (int8 weights per
+    channel, uint8 activations, calibrated min-max), which OpenVINO compiles to int8 kernels (the
+    layers left in float run in bf16 where native). Uses only lightsr's optional extras (onnx, openvino)."""
+    import onnx
+    import openvino as ov
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from lightsr.export import export_onnx
+
+    fp, pre, q = f"{tmp}/fp32.onnx", f"{tmp}/pre.onnx", f"{tmp}/int8.onnx"
+    export_onnx(model.to(memory_format=torch.contiguous_format), fp, sample_hw=(64, 64), overwrite=True)
+    quant_pre_process(fp, pre)
+    names = [n.name for n in onnx.load(pre).graph.node]
+    exclude = [n for n in names if any(f"/{k}/" in n or n.startswith(f"/{k}") for k in keep_float)]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(calib)
+
+        def get_next(self):
+            c = next(self.it, None)
+            return None if c is None else {"input": c.numpy()}
+
+    quantize_static(pre, q, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude)
+    cm = ov.Core().compile_model(q, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads,
+                                           "PERFORMANCE_HINT": "LATENCY"})
+    req = cm.create_infer_request()
+    print(f"# QDQ file: {len(exclude)} nodes left in float: {exclude}")
+    return lambda t: torch.from_numpy(req.infer({0: t.float().numpy()})[0].copy())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="rlfn_s")
     ap.add_argument("--keep-float", nargs="*", default=[])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--engine", choices=("aoti", "openvino-qdq"), default="aoti",
+                    help="aoti: torchao PT2E + AOTInductor; openvino-qdq: ONNX Runtime's QDQ file run by OpenVINO")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -70,7 +106,10 @@ def main() -> None:
     calib = [torch.from_numpy(np.ascontiguousarray(read_image(f)[::4, ::4, :3])).permute(2, 0, 1)[None].float() / 255
              for f in sorted((DATA / "train" / "BSDS400").glob("*"))[:32]]
     with tempfile.TemporaryDirectory() as tmp:
-        int8 = quantize(desc.module.eval(), a.keep_float, calib, f"{tmp}/int8.pt2")
+        if a.engine == "aoti":
+            int8 = quantize(desc.module.eval(), a.keep_float, calib, f"{tmp}/int8.pt2")
+        else:
+            int8 = quantize_qdq(desc.module.eval(), a.keep_float, calib, tmp, a.threads)
         set5 = [DATA / "benchmark" / "Set5"]
         fp32 = evaluate(desc.module, set5, 4, progress=False)["Set5"]["psnr"]
         q = evaluate(None, set5, 4, progress=False, forward=lambda t: int8(t.float()))["Set5"]["psnr"]
@@ -78,7 +117,7 @@ def main() -> None:
 
         x = torch.rand(1, 3, 180, 320)
         auto = Runner(resolve(a.model, scale=4), precision="auto")
-        fns = {"lightsr auto": lambda: auto(x), "int8 (AOTInductor)": lambda: int8(x)}
+        fns = {"lightsr auto": lambda: auto(x), f"int8 ({a.engine})": lambda: int8(x)}
         try:
             ov = make_runner(resolve(a.model, scale=4), "cpu", precision="auto", backend="openvino")
             fns["OpenVINO bf16"] = lambda: ov(x)
