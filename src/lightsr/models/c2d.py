@@ -152,7 +152,9 @@ class HiETAttention(nn.Module):
             f0 = self.mlp(xp)
         if self.scc is not None:  # v2.2 ablation: SCC + its Linear(C -> C)
             return self.norm(self.scc(f0.permute(0, 3, 1, 2))[:, :h, :w])
-        q, v = window_partition(f0, self.window).chunk(2, -1)  # eq. 4: (B*nW, h_i*w_i, C/2) each
+        # eq. 4: [Q, V] = the two C/2 halves, each partitioned into (B*nW, h_i*w_i, C/2) windows (split
+        # first: each half is then contiguous, which the matrix products of eq. 5 take without a copy)
+        q, v = (window_partition(t, self.window) for t in f0.chunk(2, -1))
         f1 = channel_self_correlation(q, v)  # eq. 5
         f3 = window_reverse(f1, self.window, hp, wp)[:, :h, :w]  # F_{i,2} -> F_{i,3}
         return self.norm(self.proj(f3))  # eq. 6
