@@ -164,9 +164,11 @@ class _DepthwiseGrad(torch.autograd.Function):
     Compiled (``taps=True``: ``lightsr train --compile``), the weight gradient is the k^2 reductions
     above, one per tap and image (H x W terms each, then summed over images), vectorised over C, which
     the compiler fuses with fp32 accumulation. Reducing over (N, H, W) at once took 22 / 18 ms: above
-    4,096 terms the compiler switches to cascade summation; one unfolded reduction took 31 / 47 ms, a
-    pre-padded input (plain loads instead of masked ones) gained nothing in a training step. Eager under bf16 autocast (``taps=False``), it
-    is oneDNN's fp32 kernel on fp32 copies of x and g. """
+    4,096 terms the compiler switches to cascade summation; one unfolded reduction took 31 / 47 ms; a
+    pre-padded input (plain loads instead of masked ones) gained nothing in a training step. Eager
+    under bf16 autocast (``taps=False``), it is oneDNN's fp32 kernel on fp32 copies of x and g. In
+    both, the input gradient (a transposed convolution) runs as oneDNN's forward depthwise kernel on
+    the flipped taps, 2.3x its backward-data kernel."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding, taps):
@@ -179,8 +181,7 @@ class _DepthwiseGrad(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         (ph, pw), (kh, kw), c = ctx.padding, weight.shape[-2:], weight.shape[0]
         gx = gw = gb = None
-        if ctx.needs_input_grad[0]:  # the transposed convolution as a forward one (flipped taps):
-            # oneDNN's depthwise forward kernel is 2.3x its backward-data kernel (7x7, C = 52: 3.1 vs 7.2 ms)
+        if ctx.needs_input_grad[0]:  # transposed conv = forward conv on the flipped taps (7x7: 3.1 vs 7.2 ms)
             gx = F.conv2d(g, weight.flip(-2, -1), padding=(kh - 1 - ph, kw - 1 - pw), groups=c)
         if ctx.needs_input_grad[1] and ctx.taps:
             xp, gf, (h, w) = F.pad(x, (pw, pw, ph, ph)).float(), g.float(), g.shape[-2:]

@@ -313,13 +313,14 @@ def srformer_c2d(scale: int = 4, **opts) -> C2DNet:
 
 
 # SwinIR-C2D at a CPU budget (not in the paper): 2 U-Net HiET blocks instead of 4, windows halved (the
-# paper's Table 2 varies them too), dim 60. The first C2D model trained here and shipped (x4, 4,000
-# steps of batch 16 on BSDS400 + T91; results/c2d.md, "The claim on a C2D transformer").
+# paper's Table 2 varies them too), dim 60. The first C2D model trained here and shipped (x4: the
+# transformer study's arm A, 4,000 steps of batch 16 on BSDS400 + T91, continued as a long run;
+# results/c2d.md, "The claim on a C2D transformer").
 SMALL = {"blocks": 2, "windows": [32, 16, 8, 8, 16, 32]}
 
 
 @register_model("swinir_c2d_small", paper=PAPER, family="c2d", traits=lambda o: c2d_traits({**SMALL, **o}),
-                pretrained={4: "swinir_c2d_small_x4.safetensors"})  # experiments/c2d_claim, arm A
+                pretrained={4: "swinir_c2d_small_x4.safetensors"})  # experiments/long_runs/swinir_c2d_small_x4
 def swinir_c2d_small(scale: int = 4, **opts) -> C2DNet:
     """SwinIR-C2D reduced for CPU training: 2 U-Net HiET blocks [32,16,8,8,16,32], C=60, SwinIR MLP FFN."""
     return c2d_backbone(scale, "mlp", **{**SMALL, **opts})
