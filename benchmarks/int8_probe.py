@@ -4,6 +4,9 @@ on the same weights: Set5 PSNR cost and time at 320x180 -> x4, interleaved round
 
     pip install --no-deps torchao==0.18.0      # not a lightsr dependency: this probe only
     python benchmarks/int8_probe.py [--model rlfn_s] [--keep-float fea_conv upsampler] [--rounds 7]
+    python benchmarks/int8_probe.py --engine openvino-qdq          # ONNX Runtime's QDQ file, run by OpenVINO
+    pip install nncf==3.4.0                    # not a lightsr dependency either
+    python benchmarks/int8_probe.py --engine openvino-nncf [--preset mixed] [--max-drop 0.012]
 
 Calibration: 32 BSDS400 training images reduced 4x (never the benchmark). ``--keep-float NAME ...``
 leaves those sub-modules in float (the first and last convolutions are the usual choice). Result and
@@ -85,14 +88,72 @@ def quantize_qdq(model: torch.nn.Module, keep_float: list[str], calib: list[torc
     return lambda t: torch.from_numpy(req.infer({0: t.float().numpy()})[0].copy())
 
 
+def quantize_nncf(model: torch.nn.Module, keep_float: list[str], calib: list[torch.Tensor], tmp: str, threads: int,
+                  shape: tuple[int, ...], preset: str = "performance", max_drop: float | None = None):
+    """The third route: OpenVINO's own post-training quantizer (NNCF, ``pip install nncf``) on the
+    graph lightsr's OpenVINO backend runs (the traced ONNX file read by OpenVINO): FakeQuantize nodes
+    (per-channel symmetric int8 weights, activations per ``--preset``), calibrated on the same images,
+    then compiled by OpenVINO with bf16 for whatever stays in float. With ``max_drop`` (dB), NNCF's
+    accuracy control reverts the most sensitive operations to float until the Y-PSNR (x4, standard
+    protocol) on 12 other BSDS400 training images (200-211; never the benchmark) is within it. Returns
+    the dynamic-size callable (for PSNR) and one compiled for ``shape`` (for time, as the bf16 runner
+    compiles a repeated size)."""
+    import nncf
+    import openvino as ov
+
+    from lightsr.data.benchmark import BenchmarkFolder
+    from lightsr.export import trace_onnx
+    from lightsr.metrics import psnr_ssim
+
+    core = ov.Core()
+    trace_onnx(model.to(memory_format=torch.contiguous_format), f"{tmp}/fp32.onnx", (64, 64))
+    fp = core.read_model(f"{tmp}/fp32.onnx")
+    ignored = nncf.IgnoredScope(patterns=[f".*/{k}/.*" for k in keep_float], validate=False) if keep_float else None
+    kw = {"ignored_scope": ignored} if ignored else {}
+    kw["preset"] = getattr(nncf.QuantizationPreset, preset.upper())
+    data = nncf.Dataset(calib, lambda t: t.numpy())
+    if max_drop is None:
+        q = nncf.quantize(fp, data, subset_size=len(calib), **kw)
+    else:
+        files = sorted((DATA / "train" / "BSDS400").glob("*"))[200:212]
+        val = [(p.lr, p.hr) for p in BenchmarkFolder(files[0].parent, 4, files=files, name="bsds400_200_211")]
+        as_input = lambda lr: lr.astype(np.float32).transpose(2, 0, 1)[None] / 255  # noqa: E731
+
+        def y_psnr(compiled, pairs) -> float:
+            out = compiled.outputs[0]
+            return float(np.mean([psnr_ssim(np.clip(np.round(compiled(as_input(lr))[out][0].transpose(1, 2, 0) * 255),
+                                                    0, 255).astype(np.uint8), hr, 4)[0] for lr, hr in pairs]))
+
+        q = nncf.quantize_with_accuracy_control(fp, data, nncf.Dataset(val, lambda v: as_input(v[0])), y_psnr,
+                                                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                                                subset_size=len(calib), **kw)
+    cfg = {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    dyn = core.compile_model(q, "CPU", cfg).create_infer_request()
+    fixed = q.clone()
+    fixed.reshape({0: list(shape)})
+    static = core.compile_model(fixed, "CPU", cfg).create_infer_request()
+    n_fq = sum(op.get_type_name() == "FakeQuantize" for op in q.get_ops())
+    print(f"# NNCF ({preset}, max drop {max_drop}): {n_fq} FakeQuantize nodes; left in float: {keep_float or 'none'}")
+    # the timed call as OpenVINORunner makes it: input shared, output not copied
+    return (lambda t: torch.from_numpy(dyn.infer({0: t.float().numpy()})[0].copy()),
+            lambda t: torch.from_numpy(static.infer({0: t.float().contiguous().numpy()}, share_inputs=True)[0]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="rlfn_s")
+    ap.add_argument("--weights", default=None, help="a checkpoint (default: the shipped or published weights)")
     ap.add_argument("--keep-float", nargs="*", default=[])
+    ap.add_argument("--calib", type=int, default=32, help="calibration images (BSDS400, reduced 4x)")
+    ap.add_argument("--max-drop", type=float, default=None,
+                    help="NNCF: accuracy control, at most this Y-PSNR drop (dB) on 12 held-out BSDS400 images")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--engine", choices=("aoti", "openvino-qdq"), default="aoti",
-                    help="aoti: torchao PT2E + AOTInductor; openvino-qdq: ONNX Runtime's QDQ file run by OpenVINO")
+    ap.add_argument("--engine", choices=("aoti", "openvino-qdq", "openvino-nncf"), default="aoti",
+                    help="aoti: torchao PT2E + AOTInductor; openvino-qdq: ONNX Runtime's QDQ file run by OpenVINO; "
+                         "openvino-nncf: OpenVINO's own quantizer (NNCF)")
+    ap.add_argument("--preset", choices=("performance", "mixed"), default="performance",
+                    help="NNCF: symmetric (performance) or asymmetric (mixed) activations")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
 
@@ -102,24 +163,30 @@ def main() -> None:
     from lightsr.inference import Runner
     from lightsr.models.resolve import resolve
 
-    desc = resolve(a.model, scale=4)
+    desc = resolve(a.model, a.weights, scale=4)
     calib = [torch.from_numpy(np.ascontiguousarray(read_image(f)[::4, ::4, :3])).permute(2, 0, 1)[None].float() / 255
-             for f in sorted((DATA / "train" / "BSDS400").glob("*"))[:32]]
+             for f in sorted((DATA / "train" / "BSDS400").glob("*"))[:a.calib]]
+    x = torch.rand(1, 3, 180, 320)
     with tempfile.TemporaryDirectory() as tmp:
+        timed = None
         if a.engine == "aoti":
             int8 = quantize(desc.module.eval(), a.keep_float, calib, f"{tmp}/int8.pt2")
-        else:
+        elif a.engine == "openvino-qdq":
             int8 = quantize_qdq(desc.module.eval(), a.keep_float, calib, tmp, a.threads)
-        set5 = [DATA / "benchmark" / "Set5"]
-        fp32 = evaluate(desc.module, set5, 4, progress=False)["Set5"]["psnr"]
-        q = evaluate(None, set5, 4, progress=False, forward=lambda t: int8(t.float()))["Set5"]["psnr"]
-        print(f"Set5 x4 Y-PSNR: fp32 {fp32:.4f}, int8 {q:.4f} ({q - fp32:+.4f} dB)")
+        else:
+            int8, timed = quantize_nncf(desc.module.eval(), a.keep_float, calib, tmp, a.threads, tuple(x.shape),
+                                        a.preset, a.max_drop)
+        timed = timed or int8
+        for name in ("Set5", "Set14"):
+            bench = [DATA / "benchmark" / name]
+            fp32 = evaluate(desc.module, bench, 4, progress=False)[name]["psnr"]
+            q = evaluate(None, bench, 4, progress=False, forward=lambda t: int8(t.float()))[name]["psnr"]
+            print(f"{name} x4 Y-PSNR: fp32 {fp32:.4f}, int8 {q:.4f} ({q - fp32:+.4f} dB)")
 
-        x = torch.rand(1, 3, 180, 320)
-        auto = Runner(resolve(a.model, scale=4), precision="auto")
-        fns = {"lightsr auto": lambda: auto(x), f"int8 ({a.engine})": lambda: int8(x)}
+        auto = Runner(resolve(a.model, a.weights, scale=4), precision="auto")
+        fns = {"lightsr auto": lambda: auto(x), f"int8 ({a.engine})": lambda: timed(x)}
         try:
-            ov = make_runner(resolve(a.model, scale=4), "cpu", precision="auto", backend="openvino")
+            ov = make_runner(resolve(a.model, a.weights, scale=4), "cpu", precision="auto", backend="openvino")
             fns["OpenVINO bf16"] = lambda: ov(x)
         except Exception as exc:  # noqa: BLE001 - OpenVINO is optional
             print(f"# OpenVINO skipped: {exc}")
