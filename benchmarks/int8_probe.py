@@ -102,6 +102,7 @@ def quantize_nncf(model: torch.nn.Module, keep_float: list[str], calib: list[tor
     import openvino as ov
 
     from lightsr.data.benchmark import BenchmarkFolder
+    from lightsr.evaluate import to_batch, to_u8
     from lightsr.export import trace_onnx
     from lightsr.metrics import psnr_ssim
 
@@ -117,12 +118,12 @@ def quantize_nncf(model: torch.nn.Module, keep_float: list[str], calib: list[tor
     else:
         files = sorted((DATA / "train" / "BSDS400").glob("*"))[200:212]
         val = [(p.lr, p.hr) for p in BenchmarkFolder(files[0].parent, 4, files=files, name="bsds400_200_211")]
-        as_input = lambda lr: lr.astype(np.float32).transpose(2, 0, 1)[None] / 255  # noqa: E731
+        as_input = lambda lr: to_batch(lr, torch.device("cpu")).numpy()  # noqa: E731
 
         def y_psnr(compiled, pairs) -> float:
             out = compiled.outputs[0]
-            return float(np.mean([psnr_ssim(np.clip(np.round(compiled(as_input(lr))[out][0].transpose(1, 2, 0) * 255),
-                                                    0, 255).astype(np.uint8), hr, 4)[0] for lr, hr in pairs]))
+            return float(np.mean([psnr_ssim(to_u8(torch.from_numpy(compiled(as_input(lr))[out])), hr, 4)[0]
+                                  for lr, hr in pairs]))
 
         q = nncf.quantize_with_accuracy_control(fp, data, nncf.Dataset(val, lambda v: as_input(v[0])), y_psnr,
                                                 max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
@@ -168,15 +169,13 @@ def main() -> None:
              for f in sorted((DATA / "train" / "BSDS400").glob("*"))[:a.calib]]
     x = torch.rand(1, 3, 180, 320)
     with tempfile.TemporaryDirectory() as tmp:
-        timed = None
         if a.engine == "aoti":
-            int8 = quantize(desc.module.eval(), a.keep_float, calib, f"{tmp}/int8.pt2")
+            int8 = timed = quantize(desc.module.eval(), a.keep_float, calib, f"{tmp}/int8.pt2")
         elif a.engine == "openvino-qdq":
-            int8 = quantize_qdq(desc.module.eval(), a.keep_float, calib, tmp, a.threads)
-        else:
+            int8 = timed = quantize_qdq(desc.module.eval(), a.keep_float, calib, tmp, a.threads)
+        else:  # int8: any size (for PSNR); timed: compiled for x's size
             int8, timed = quantize_nncf(desc.module.eval(), a.keep_float, calib, tmp, a.threads, tuple(x.shape),
                                         a.preset, a.max_drop)
-        timed = timed or int8
         for name in ("Set5", "Set14"):
             bench = [DATA / "benchmark" / name]
             fp32 = evaluate(desc.module, bench, 4, progress=False)[name]["psnr"]
