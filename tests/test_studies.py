@@ -16,7 +16,7 @@ import c2d_claim  # noqa: E402
 import hasn_warm  # noqa: E402
 
 # what an arm may change; everything else must be identical across arms
-ARM_FIELDS = {"model", "iters", "scale_mode", "queries", "scale_min", "scale_max", "init", "lr", "head_warmup",
+ARM_FIELDS = {"model", "iters", "scale_mode", "queries", "scale_min", "scale_max", "init", "lr", "head_warmup", "head_lr",
               "warmup", "out", "compile", "keep_steps", "loss", "init_head"}
 
 
@@ -36,15 +36,19 @@ def test_c2d_claim_arms_are_equal_budget_twins(net):
     assert b2.head_warmup == c2d_claim.HEAD_WARMUP and a.init is None and b1.init is None
     assert _common(a) == _common(b1) == _common(b2)
     assert len({a.out, b1.out, b2.out}) == 3 and all(net in c.out for c in (a, b1, b2))
+    # arm B': the same stage 2 but the whole network at the paper's stage-2 LR after the same head-only phase
+    b2p = c2d_claim.config("B2p", 1, net)
+    assert dataclasses.replace(b2p, lr=b2.lr, head_lr=None, out=b2.out) == b2
+    assert b2p.lr == 1e-5 and b2p.head_lr == b2.lr and b2p.out != b2.out
 
 
 def test_c2d_claim_studies_do_not_share_run_directories():
-    runs = {(net, arm, s): c2d_claim.run_dir(arm, s, net) for net in c2d_claim.NETS for arm in ("A", "B1", "B2")
+    runs = {(net, arm, s): c2d_claim.run_dir(arm, s, net) for net in c2d_claim.NETS for arm in ("A", "B1", "B2", "B2p")
             for s in (1, 2)}
     assert len(set(runs.values())) == len(runs)
     # the table's glob for one net picks up that net's runs only (rlfn_s vs rlfn_s_16k)
     for net in c2d_claim.NETS:
-        for arm in ("A", "B2"):
+        for arm in ("A", "B2", "B2p"):
             hits = {key for key, d in runs.items() if d.match(f"{net}_{arm}_s*")}
             assert hits == {(net, arm, 1), (net, arm, 2)}
 

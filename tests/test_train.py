@@ -112,6 +112,11 @@ def test_lr_schedules():
     assert [lr_at(c, s, 12) for s in (0, 1)] == [0.0, 0.5]
     assert lr_at(c, 2, 12) == pytest.approx(1.0) and lr_at(c, 7, 12) == pytest.approx(0.5)
     assert lr_at(c, 12, 12) == pytest.approx(0.0)
+    # a head-only phase first (C2D stage 2): constant at head_lr (else the peak), then the schedule over the rest
+    c = TrainConfig(lr=1.0, schedule="constant", head_warmup=3, head_lr=0.25, warmup=2, warmup_start_lr=0.0)
+    assert [lr_at(c, s, 10) for s in (0, 2, 3, 4, 5, 9)] == [0.25, 0.25, 0.0, 0.5, 1.0, 1.0]
+    c.head_lr = None
+    assert lr_at(c, 0, 10) == 1.0
 
 
 # ---- exact resume -----------------------------------------------------------------------------------

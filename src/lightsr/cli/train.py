@@ -85,6 +85,8 @@ def add_parser(sub) -> None:
          "written and never pruned by --keep (e.g. 100000,200000)")
     flag("head_warmup", type=int, metavar="N", help="first N iterations train only the head (e.g. the fresh "
          "up-sampler of C2D stage 2) at the peak LR; the schedule runs over the rest")
+    flag("head_lr", type=float, metavar="LR", help="the --head_warmup phase's LR (default: the peak --lr), e.g. "
+         "a fresh head fitted fast before a whole network fine-tuned at a small LR")
     flag("init", metavar="FROM", help="initialise from a weights file, a step checkpoint (RUN/ckpt/step_N) or "
          "a run directory (its final, else best, else newest step weights); only the head may differ")
     flag("device", help="cpu, cuda ... (default: cuda if available)")
@@ -147,7 +149,7 @@ def apply_flags(cfg, args):
               "save_every": "save_every", "log_every": "log_every", "stop_after": "stop_after",
               "time_limit": "time_limit", "schedule": "schedule", "optimizer": "optimizer", "repeat": "repeat",
               "precision": "precision", "holdout": "holdout", "keep": "keep", "keep_steps": "keep_steps",
-              "head_warmup": "head_warmup", "degradation": "degradation", "val_jpeg": "val_jpeg"}
+              "head_warmup": "head_warmup", "head_lr": "head_lr", "degradation": "degradation", "val_jpeg": "val_jpeg"}
     for a, k in simple.items():
         v = getattr(args, a, None)
         if v is not None:

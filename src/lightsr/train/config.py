@@ -69,6 +69,7 @@ class TrainConfig:
     # a fresh head fitted to a transferred body (C2D stage 2) before the whole network trains; the
     # schedule (warm-up, decay) then runs over the remaining iterations
     head_warmup: int = 0
+    head_lr: float | None = None  # the head-only phase's constant LR (default: the peak LR ``lr``)
     # bookkeeping
     seed: int = 0
     deterministic: bool = False
@@ -116,8 +117,8 @@ class TrainConfig:
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
     """Learning rate of update ``step`` (0-based) out of ``total``: a pure function, so resume is exact."""
-    if step < cfg.head_warmup:  # head-only phase: the peak LR
-        return cfg.lr
+    if step < cfg.head_warmup:  # head-only phase: a constant LR, the peak unless head_lr says otherwise
+        return cfg.lr if cfg.head_lr is None else cfg.head_lr
     step, total = step - cfg.head_warmup, total - cfg.head_warmup
     warm = _as_iters(cfg.warmup, total)
     if step < warm:
