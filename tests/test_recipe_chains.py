@@ -6,6 +6,7 @@ the transfer loaded."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,8 @@ def test_c2d_stage1_then_stage2_on_rlfn_s(hr, tmp_path, capsys, stopped):
     assert any(k.startswith("encoder.B1.") for k in sd1) and any(k.startswith("fc_layers.") for k in sd1)
     capsys.readouterr()
     assert _train("--recipe", "c2d_stage2", "--model", "rlfn_s", "--scale", 4, "--train_dir", hr, "--iters", 4,
-                  "--out", s2, "--init", s1, "--head_warmup", 2, "--val_every", 2, *TINY) == 0
+                  "--out", s2, "--init", s1, "--head_warmup", 2, "--head_lr", 1e-3, "--val_every", 2, *TINY) == 0
+    assert json.loads((s2 / "config.json").read_text())["head_lr"] == 1e-3  # the head-only phase's LR, recorded
     err = capsys.readouterr().err
     body = [k for k in create_model("rlfn_s", 4).state_dict() if not k.startswith("upsampler.")]
     assert f"{len(body)} tensors loaded" in err and "head kept at init: 2" in err, err

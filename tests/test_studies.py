@@ -16,8 +16,8 @@ import c2d_claim  # noqa: E402
 import hasn_warm  # noqa: E402
 
 # what an arm may change; everything else must be identical across arms
-ARM_FIELDS = {"model", "iters", "scale_mode", "queries", "scale_min", "scale_max", "init", "lr", "head_warmup", "head_lr",
-              "warmup", "out", "compile", "keep_steps", "loss", "init_head"}
+ARM_FIELDS = {"model", "iters", "scale_mode", "queries", "scale_min", "scale_max", "init", "lr", "head_warmup",
+              "head_lr", "warmup", "out", "compile", "keep_steps", "loss", "init_head"}
 
 
 def _common(cfg) -> dict:
