@@ -27,7 +27,7 @@ import json
 import sys
 from pathlib import Path
 
-from studies import ROOT, SETS, cpu_minutes, finished, head_commit, run_arm, scores
+from studies import BENCH, ROOT, SETS, cpu_minutes, finished, head_commit, run_arm, scores
 
 RUNS = ROOT / "experiments" / "hasn_warm"
 N = 6_000  # steps of either arm in the first study (HASN is ~4.5x RLFN-S's cost per step)
@@ -96,14 +96,23 @@ def ship(arm: str, seed: int, overwrite: bool, n: int = N) -> int:
     src = d / "final.safetensors"
     cfg = json.loads((d / "config.json").read_text())
     cpu_h = arm_cpu_minutes(arm, seed, n) / 60
-    psnr = scores("hasn", 4, src)
+    import torch
+
+    from lightsr.evaluate import evaluate
+    from lightsr.models import build_model
+
+    torch.set_num_threads(2)
+    res = evaluate(build_model("hasn", 4, str(src)), [BENCH / s for s in SETS], 4, progress=False)
+    init = cfg.get("init") or "none (from scratch)"
     meta = {"model": "hasn", "scale": 4, "step": n, "seed": seed, "cpu_hours": round(cpu_h, 2), "ema": True,
+            "init": init + (f" (arm A's step {n // 2}: stage 1)" if arm == "B2" else ""),
             "recipe": "experiments/hasn_warm.py arm " + ("A: cpu_long, L1" if arm == "A" else
                                                          f"B: cpu_long L1 for {n // 2}, then L1 + KL for {n // 2}"),
             "loss": cfg["loss"], "data": "BSDS400 + T91 (10 BSDS400 images held out for validation)",
             "val_psnr_y": read_metadata(src).get("val_psnr_y"),
             "commit": head_commit(), "run": str(d.relative_to(ROOT)),
-            **{f"{k.lower()}_psnr_y": round(v, 4) for k, v in psnr.items()}}
+            **{f"{k.lower()}_psnr_y": round(res[k]["psnr"], 4) for k in SETS},
+            **{f"{k.lower()}_ssim": round(res[k]["ssim"], 4) for k in SETS}}
     save_weights(read_state_dict(src), WEIGHTS_DIR / "hasn_x4.safetensors", meta, overwrite=overwrite)
     print(json.dumps(meta, indent=1))
     return 0

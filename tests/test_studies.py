@@ -61,3 +61,24 @@ def test_hasn_warm_arms_are_equal_budget_twins(n):
     assert a.loss == "l1" and b2.loss == "l1_kl" and a.model == b2.model == "hasn"
     assert _common(a) == _common(b2)
     assert hasn_warm.run_dir("A", 1, n) != hasn_warm.run_dir("A", 1, hasn_warm.N if n != hasn_warm.N else 16_000)
+
+
+def test_hasn_16k_rows_reproduce_from_the_committed_states():
+    """results/hasn.md "N = 16,000": arm A's committed final weights give its Set5 row, and the shipped
+    HASN x4 file is arm B's committed final weights, tensor for tensor, with arm B's Set5 row."""
+    import torch
+
+    from conftest import BENCHMARK, need
+    from lightsr.checkpoint import read_metadata, read_state_dict
+    from lightsr.evaluate import evaluate
+    from lightsr.models import build_model, get_entry
+
+    shipped = get_entry("hasn").shipped_weights(4)
+    arm_b = hasn_warm.run_dir("B2", 1, 16_000) / "final.safetensors"
+    ws, wb = read_state_dict(shipped), read_state_dict(arm_b)
+    assert ws.keys() == wb.keys() and all(torch.equal(ws[k], wb[k]) for k in ws)
+    assert read_metadata(shipped)["run"] == "experiments/hasn_warm/hasn_16k_B2_s1"
+    for run, row in ((hasn_warm.run_dir("A", 1, 16_000), 31.0435), (arm_b.parent, 31.1490)):
+        model = build_model("hasn", 4, str(run / "final.safetensors"))
+        psnr = evaluate(model, [need(BENCHMARK / "Set5")], 4, progress=False)["Set5"]["psnr"]
+        assert psnr == pytest.approx(row, abs=5e-4), run.name
