@@ -2,6 +2,7 @@
 
     python experiments/hasn_warm.py run A [--seed 1] [--n 16000] [--time_limit MIN]   # stage 1 (L1), N steps
     python experiments/hasn_warm.py run B2 [--seed 1] [--n 16000] [--time_limit MIN]  # stage 2 (L1 + KL), N/2
+    python experiments/hasn_warm.py run B2r [--seed 1] [--n 16000]   # ablation: B2's restart with L1 only
     python experiments/hasn_warm.py table [--n 16000]
     python experiments/hasn_warm.py ship ARM [--seed 1] [--n 16000] [--overwrite]   # weights -> hasn_x4
 
@@ -18,6 +19,8 @@ Both arms run the shipped weights' recipe (``cpu_long``: BSDS400 + T91, LR 48, b
 the paper's batch 128 / 500k iterations. Runs: ``experiments/hasn_warm/hasn_{A,B2}_s{seed}`` (N = 6,000,
 the first study) and ``hasn_{N/1000}k_{A,B2}_s{seed}`` for another ``--n`` (16,000: the first study's
 arms were far from converged, 1.6-1.8 dB below the shipped HASN x4 on Set5).
+Arm B2r (not in the paper) is arm B2 with L1 alone: B2 - B2r is what the KL term adds, B2r - A what
+the schedule's restart adds (the paper's strategy changes both at once).
 Results: results/hasn.md.
 """
 from __future__ import annotations
@@ -46,18 +49,19 @@ def config(arm: str, seed: int, n: int = N):
     cfg.seed, cfg.out = seed, str(run_dir(arm, seed, n).relative_to(ROOT))
     if arm == "A":  # stage 1; its step-N/2 checkpoint (EMA weights) is arm B's start
         cfg.iters, cfg.keep_steps = n, [n // 2]
-    elif arm == "B2":
+    elif arm in ("B2", "B2r"):
         start = run_dir("A", seed, n) / "ckpt" / f"step_{n // 2:08d}"
-        cfg.iters, cfg.loss, cfg.init, cfg.init_head = n // 2, "l1_kl", str(start.relative_to(ROOT)), ()
+        cfg.iters, cfg.init, cfg.init_head = n // 2, str(start.relative_to(ROOT)), ()
+        cfg.loss = "l1_kl" if arm == "B2" else "l1"
         cfg.warmup = STAGE2_WARMUP
     else:
-        raise SystemExit(f"unknown arm {arm!r}: A or B2")
+        raise SystemExit(f"unknown arm {arm!r}: A, B2 or B2r")
     return cfg
 
 
 def run(arm: str, seed: int, time_limit: float | None, n: int = N) -> int:
     cfg = config(arm, seed, n)
-    if arm == "B2" and not (ROOT / cfg.init).is_dir():
+    if arm != "A" and not (ROOT / cfg.init).is_dir():
         raise SystemExit(f"arm A of seed {seed} has not reached step {n // 2} yet ({run_dir('A', seed, n)})")
     return run_arm(cfg, time_limit)
 
@@ -65,20 +69,20 @@ def run(arm: str, seed: int, time_limit: float | None, n: int = N) -> int:
 def arm_cpu_minutes(arm: str, seed: int, n: int = N) -> float:
     """An arm's CPU-minutes: arm B counts its own run and the half of arm A it starts from."""
     own = cpu_minutes(run_dir(arm, seed, n))
-    return own + (cpu_minutes(run_dir("A", seed, n)) / 2 if arm == "B2" else 0.0)
+    return own + (cpu_minutes(run_dir("A", seed, n)) / 2 if arm != "A" else 0.0)
 
 
 def table(n: int = N) -> int:
     print(f"N = {n}\n| arm | seed | steps | CPU-min | " + " | ".join(SETS) + " |\n|---|---|---|---|---|---|---|")
-    for arm in ("A", "B2"):
+    for arm in ("A", "B2", "B2r"):
         for d in sorted(run_dir(arm, 0, n).parent.glob(run_dir(arm, 0, n).name[:-1] + "*")):
             if not finished(d):
                 continue
             seed = int(d.name.rsplit("_s", 1)[1])
             cpu = arm_cpu_minutes(arm, seed, n)
-            steps = json.loads((d / "config.json").read_text())["iters"] + (n // 2 if arm == "B2" else 0)
+            steps = json.loads((d / "config.json").read_text())["iters"] + (n // 2 if arm != "A" else 0)
             psnr = scores("hasn", 4, d / "final.safetensors")
-            label = "A (stage 1 only)" if arm == "A" else "B (warm start)"
+            label = {"A": "A (stage 1 only)", "B2": "B (warm start)", "B2r": "B' (restart, L1 only)"}[arm]
             print(f"| {label} | {seed} | {steps} | {cpu:.0f} | " + " | ".join(f"{psnr[s]:.4f}" for s in SETS)
                   + " |", flush=True)
     return 0
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("arm", choices=["A", "B2"])
+    r.add_argument("arm", choices=["A", "B2", "B2r"])
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--time_limit", type=float, default=None, help="minutes in this call")
     t = sub.add_parser("table")

@@ -61,6 +61,8 @@ def test_hasn_warm_arms_are_equal_budget_twins(n):
     assert a.loss == "l1" and b2.loss == "l1_kl" and a.model == b2.model == "hasn"
     assert _common(a) == _common(b2)
     assert hasn_warm.run_dir("A", 1, n) != hasn_warm.run_dir("A", 1, hasn_warm.N if n != hasn_warm.N else 16_000)
+    b2r = hasn_warm.config("B2r", 1, n)  # the ablation differs from B2 in its loss alone
+    assert b2r.loss == "l1" and dataclasses.replace(b2r, loss="l1_kl", out=b2.out) == b2
 
 
 def test_hasn_16k_rows_reproduce_from_the_committed_states():
