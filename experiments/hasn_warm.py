@@ -30,7 +30,7 @@ import json
 import sys
 from pathlib import Path
 
-from studies import BENCH, ROOT, SETS, cpu_minutes, finished, head_commit, run_arm, scores
+from studies import ROOT, SETS, cpu_minutes, evaluate_sets, finished, head_commit, run_arm, scores
 
 RUNS = ROOT / "experiments" / "hasn_warm"
 N = 6_000  # steps of either arm in the first study (HASN is ~4.5x RLFN-S's cost per step)
@@ -100,13 +100,7 @@ def ship(arm: str, seed: int, overwrite: bool, n: int = N) -> int:
     src = d / "final.safetensors"
     cfg = json.loads((d / "config.json").read_text())
     cpu_h = arm_cpu_minutes(arm, seed, n) / 60
-    import torch
-
-    from lightsr.evaluate import evaluate
-    from lightsr.models import build_model
-
-    torch.set_num_threads(2)
-    res = evaluate(build_model("hasn", 4, str(src)), [BENCH / s for s in SETS], 4, progress=False)
+    res = evaluate_sets("hasn", 4, src)
     init = cfg.get("init") or "none (from scratch)"
     meta = {"model": "hasn", "scale": 4, "step": n, "seed": seed, "cpu_hours": round(cpu_h, 2), "ema": True,
             "init": init + (f" (arm A's step {n // 2}: stage 1)" if arm == "B2" else ""),

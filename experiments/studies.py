@@ -42,14 +42,19 @@ def finished(run: Path) -> bool:
     return (run / "final.safetensors").is_file()
 
 
-def scores(model: str, scale: float, weights: Path | str, sets=SETS, options: dict | None = None) -> dict[str, float]:
-    """Y-PSNR (standard protocol) of ``model`` with ``weights`` on each benchmark set."""
+def evaluate_sets(model: str, scale: float, weights: Path | str, sets=SETS, options: dict | None = None) -> dict:
+    """``lightsr.evaluate.evaluate`` (standard protocol) of ``model`` with ``weights`` on each benchmark set."""
     import torch
 
     from lightsr.evaluate import evaluate
     from lightsr.models import build_model
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", 2)))
-    res = evaluate(build_model(model, scale, str(weights), options), [BENCH / s for s in sets], scale,
-                   progress=False)
+    return evaluate(build_model(model, scale, str(weights), options), [BENCH / s for s in sets], scale,
+                    progress=False)
+
+
+def scores(model: str, scale: float, weights: Path | str, sets=SETS, options: dict | None = None) -> dict[str, float]:
+    """Y-PSNR (standard protocol) of ``model`` with ``weights`` on each benchmark set."""
+    res = evaluate_sets(model, scale, weights, sets, options)
     return {s: res[s]["psnr"] for s in sets}
